@@ -1,0 +1,495 @@
+//! Configuration: the TOML file of DESIGN §6 plus `SHOPRELAY_*` environment overrides, validated once into typed settings.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A secret value: never printed, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret string.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used (signing, an auth header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Why the configuration could not be loaded; names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid TOML for shoprelay: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("cannot read SHOPRELAY_* environment variables: {0}")]
+    Env(#[from] envy::Error),
+    #[error("invalid configuration: `{key}` {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// How a channel turns a Bin into a sellable quantity (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// `actual_qty` minus every reservation.
+    #[default]
+    ActualMinusReserved,
+    /// `actual_qty` as it is.
+    Actual,
+    /// `projected_qty` as it is.
+    Projected,
+}
+
+/// One sales channel of the shop and the warehouses that feed it.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    pub name: String,
+    pub warehouses: Vec<String>,
+    #[serde(default)]
+    pub policy: Policy,
+    #[serde(default)]
+    pub buffer: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub admin_token: Option<Secret>,
+    pub public_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub workers: usize,
+    /// How long a delivery's body hash is remembered for de-duplication.
+    pub dedup_window_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ErpnextSettings {
+    pub url: reqwest::Url,
+    pub api_key: Secret,
+    pub api_secret: Secret,
+    pub webhook_secrets: Vec<Secret>,
+    pub order_id_field: String,
+    pub reconcile_interval_secs: u64,
+    pub reconcile_overlap_secs: u64,
+    pub timeout_secs: u64,
+    /// Rows asked for per REST page when reading Bins back.
+    pub page_size: usize,
+    /// Items read back per REST request.
+    pub readback_batch: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShopSettings {
+    pub base_url: reqwest::Url,
+    pub token: Secret,
+    pub signing_secret: Option<Secret>,
+    pub webhook_secret: Option<Secret>,
+    pub max_batch: usize,
+    pub timeout_secs: u64,
+    /// First retry delay; doubles each attempt (with jitter) up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+/// The validated settings the relay runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub erpnext: ErpnextSettings,
+    pub shop: ShopSettings,
+    pub channels: Vec<Channel>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    erpnext: RawErpnext,
+    #[serde(default)]
+    shop: RawShop,
+    #[serde(default)]
+    channels: Vec<Channel>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    admin_token: Option<String>,
+    public_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    workers: Option<usize>,
+    dedup_window_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawErpnext {
+    url: Option<String>,
+    api_key: Option<String>,
+    api_secret: Option<String>,
+    webhook_secrets: Option<Vec<String>>,
+    order_id_field: Option<String>,
+    reconcile_interval_secs: Option<u64>,
+    reconcile_overlap_secs: Option<u64>,
+    timeout_secs: Option<u64>,
+    page_size: Option<usize>,
+    readback_batch: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawShop {
+    base_url: Option<String>,
+    token: Option<String>,
+    signing_secret: Option<String>,
+    webhook_secret: Option<String>,
+    max_batch: Option<usize>,
+    timeout_secs: Option<u64>,
+    retry_base_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+}
+
+/// Secrets (and only secrets) that may come from the environment instead of the file.
+#[derive(Deserialize, Default, Debug)]
+struct EnvOverrides {
+    admin_token: Option<String>,
+    erpnext_api_key: Option<String>,
+    erpnext_api_secret: Option<String>,
+    erpnext_webhook_secrets: Option<String>,
+    shop_token: Option<String>,
+    shop_signing_secret: Option<String>,
+    shop_webhook_secret: Option<String>,
+}
+
+impl Settings {
+    /// Reads `path`, applies `SHOPRELAY_*` variables from the process environment, validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let env: EnvOverrides = envy::prefixed("SHOPRELAY_").from_env()?;
+        Self::from_parts(&text, path, env_pairs(env))
+    }
+
+    /// Parses TOML text with explicit overrides (`("shop_token", "...")`, ...); used by tests.
+    pub fn from_toml(text: &str, overrides: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let env: EnvOverrides = envy::from_iter(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v.to_string())),
+        )?;
+        Self::from_parts(text, Path::new("<inline>"), env_pairs(env))
+    }
+
+    fn from_parts(text: &str, path: &Path, env: EnvOverrides) -> Result<Self, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        validate(raw, env)
+    }
+}
+
+fn env_pairs(env: EnvOverrides) -> EnvOverrides {
+    // Empty variables count as unset, so `SHOPRELAY_SHOP_TOKEN=` does not blank a file value.
+    let keep = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    EnvOverrides {
+        admin_token: keep(env.admin_token),
+        erpnext_api_key: keep(env.erpnext_api_key),
+        erpnext_api_secret: keep(env.erpnext_api_secret),
+        erpnext_webhook_secrets: keep(env.erpnext_webhook_secrets),
+        shop_token: keep(env.shop_token),
+        shop_signing_secret: keep(env.shop_signing_secret),
+        shop_webhook_secret: keep(env.shop_webhook_secret),
+    }
+}
+
+fn required_secret(
+    key: &str,
+    env: Option<String>,
+    file: Option<String>,
+) -> Result<Secret, ConfigError> {
+    match env.or(file).filter(|s| !s.is_empty()) {
+        Some(s) => Ok(Secret(s)),
+        None => Err(invalid(
+            key,
+            format!(
+                "is required (in the file or as SHOPRELAY_{})",
+                key.replace('.', "_").to_ascii_uppercase()
+            ),
+        )),
+    }
+}
+
+fn url(key: &str, value: Option<String>) -> Result<reqwest::Url, ConfigError> {
+    let value = value.ok_or_else(|| invalid(key, "is required"))?;
+    let parsed = reqwest::Url::parse(value.trim_end_matches('/'))
+        .map_err(|e| invalid(key, format!("is not a valid URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(key, "must be an http:// or https:// URL"));
+    }
+    Ok(parsed)
+}
+
+fn positive<T: PartialOrd + Default + Copy>(key: &str, value: T) -> Result<T, ConfigError> {
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err(invalid(key, "must be greater than 0"))
+    }
+}
+
+fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
+    let listen_text = raw.server.listen.unwrap_or_else(|| "127.0.0.1:8787".into());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        invalid(
+            "server.listen",
+            format!("`{listen_text}` is not an address like 127.0.0.1:8787"),
+        )
+    })?;
+    let server = ServerSettings {
+        listen,
+        data_dir: raw
+            .server
+            .data_dir
+            .unwrap_or_else(|| "shoprelay-data".into()),
+        admin_token: env
+            .admin_token
+            .or(raw.server.admin_token)
+            .filter(|s| !s.is_empty())
+            .map(Secret),
+        public_url: raw.server.public_url,
+        max_body_bytes: positive(
+            "server.max_body_bytes",
+            raw.server.max_body_bytes.unwrap_or(1 << 20),
+        )?,
+        workers: positive("server.workers", raw.server.workers.unwrap_or(2))?,
+        dedup_window_secs: positive(
+            "server.dedup_window_secs",
+            raw.server.dedup_window_secs.unwrap_or(900),
+        )?,
+    };
+
+    let secrets: Vec<String> = match env.erpnext_webhook_secrets {
+        Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+        None => raw.erpnext.webhook_secrets.unwrap_or_default(),
+    };
+    if secrets.is_empty() || secrets.iter().any(|s| s.is_empty()) {
+        return Err(invalid(
+            "erpnext.webhook_secrets",
+            "needs at least one non-empty secret (or SHOPRELAY_ERPNEXT_WEBHOOK_SECRETS, comma-separated)",
+        ));
+    }
+    let erpnext = ErpnextSettings {
+        url: url("erpnext.url", raw.erpnext.url)?,
+        api_key: required_secret("erpnext.api_key", env.erpnext_api_key, raw.erpnext.api_key)?,
+        api_secret: required_secret(
+            "erpnext.api_secret",
+            env.erpnext_api_secret,
+            raw.erpnext.api_secret,
+        )?,
+        webhook_secrets: secrets.into_iter().map(Secret).collect(),
+        order_id_field: raw.erpnext.order_id_field.unwrap_or_else(|| "po_no".into()),
+        reconcile_interval_secs: raw.erpnext.reconcile_interval_secs.unwrap_or(300),
+        reconcile_overlap_secs: raw.erpnext.reconcile_overlap_secs.unwrap_or(300),
+        timeout_secs: positive(
+            "erpnext.timeout_secs",
+            raw.erpnext.timeout_secs.unwrap_or(15),
+        )?,
+        page_size: positive("erpnext.page_size", raw.erpnext.page_size.unwrap_or(500))?,
+        readback_batch: positive(
+            "erpnext.readback_batch",
+            raw.erpnext.readback_batch.unwrap_or(50),
+        )?,
+    };
+
+    let shop = ShopSettings {
+        base_url: url("shop.base_url", raw.shop.base_url)?,
+        token: required_secret("shop.token", env.shop_token, raw.shop.token)?,
+        signing_secret: env
+            .shop_signing_secret
+            .or(raw.shop.signing_secret)
+            .filter(|s| !s.is_empty())
+            .map(Secret),
+        webhook_secret: env
+            .shop_webhook_secret
+            .or(raw.shop.webhook_secret)
+            .filter(|s| !s.is_empty())
+            .map(Secret),
+        max_batch: positive("shop.max_batch", raw.shop.max_batch.unwrap_or(100))?,
+        timeout_secs: positive("shop.timeout_secs", raw.shop.timeout_secs.unwrap_or(15))?,
+        retry_base_ms: positive("shop.retry_base_ms", raw.shop.retry_base_ms.unwrap_or(500))?,
+        retry_max_ms: positive(
+            "shop.retry_max_ms",
+            raw.shop.retry_max_ms.unwrap_or(300_000),
+        )?,
+    };
+
+    if raw.channels.is_empty() {
+        return Err(invalid("channels", "needs at least one [[channels]] entry"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, ch) in raw.channels.iter().enumerate() {
+        let key = format!("channels[{i}]");
+        if ch.name.trim().is_empty() || ch.name.contains('\u{1f}') {
+            return Err(invalid(format!("{key}.name"), "must be a non-empty name"));
+        }
+        if !seen.insert(ch.name.clone()) {
+            return Err(invalid(
+                format!("{key}.name"),
+                format!("`{}` is used by two channels", ch.name),
+            ));
+        }
+        if ch.warehouses.is_empty() || ch.warehouses.iter().any(|w| w.trim().is_empty()) {
+            return Err(invalid(
+                format!("{key}.warehouses"),
+                "must list at least one warehouse name",
+            ));
+        }
+        if !ch.buffer.is_finite() || ch.buffer < 0.0 {
+            return Err(invalid(
+                format!("{key}.buffer"),
+                "must be a number of 0 or more",
+            ));
+        }
+    }
+
+    Ok(Settings {
+        server,
+        erpnext,
+        shop,
+        channels: raw.channels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[erpnext]
+url = "http://127.0.0.1:9000"
+api_key = "k"
+api_secret = "s"
+webhook_secrets = ["one", "two"]
+[shop]
+base_url = "http://127.0.0.1:9001/erp"
+token = "t"
+[[channels]]
+name = "web"
+warehouses = ["Stores - ACME"]
+"#;
+
+    #[test]
+    fn defaults_are_applied() {
+        let s = Settings::from_toml(GOOD, &[]).expect("valid");
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(s.shop.max_batch, 100);
+        assert_eq!(s.erpnext.order_id_field, "po_no");
+        assert_eq!(s.channels[0].policy, Policy::ActualMinusReserved);
+        assert_eq!(s.erpnext.webhook_secrets.len(), 2);
+    }
+
+    #[test]
+    fn environment_overrides_secrets() {
+        let s = Settings::from_toml(
+            GOOD,
+            &[
+                ("shop_token", "from-env"),
+                ("erpnext_webhook_secrets", "a, b,c"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.shop.token.expose(), "from-env");
+        let secrets: Vec<_> = s
+            .erpnext
+            .webhook_secrets
+            .iter()
+            .map(|s| s.expose().to_owned())
+            .collect();
+        assert_eq!(secrets, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let cases = [
+            (
+                GOOD.replace("max_batch", "x").replace("token = \"t\"", ""),
+                "shop.token",
+            ),
+            (GOOD.replace("127.0.0.1:9000", "not a url"), "erpnext.url"),
+            (
+                GOOD.replace("[\"Stores - ACME\"]", "[]"),
+                "channels[0].warehouses",
+            ),
+            (
+                format!("{GOOD}\n[[channels]]\nname = \"web\"\nwarehouses = [\"X\"]\n"),
+                "channels[1].name",
+            ),
+            (
+                GOOD.replace("[\"one\", \"two\"]", "[]"),
+                "erpnext.webhook_secrets",
+            ),
+            (
+                format!("[server]\nlisten = \"nowhere\"\n{GOOD}"),
+                "server.listen",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Settings::from_toml(&text, &[]).expect_err(key).to_string();
+            assert!(err.contains(key), "{err} should name {key}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err =
+            Settings::from_toml(&format!("{GOOD}\n[shop2]\nx=1\n"), &[]).expect_err("unknown");
+        assert!(err.to_string().contains("shop2"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings::from_toml(GOOD, &[]).expect("valid");
+        let dump = format!("{s:?}");
+        assert!(
+            !dump.contains("\"t\"") && !dump.contains("\"one\""),
+            "{dump}"
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! placeholder
+/// Placeholder.
+pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    Ok(())
+}

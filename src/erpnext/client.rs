@@ -1,0 +1,250 @@
+//! ERPNext REST client: `Authorization: token key:secret`, `/api/resource` lists with Frappe's
+//! paging (`limit_start`, `limit_page_length`; the server's default page is 20 rows), and
+//! Frappe error bodies decoded into plain words.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::ErpnextSettings;
+use crate::model::BinRow;
+
+/// A failed ERPNext call. Never contains the API key or secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ErpError {
+    #[error("ERPNext could not be reached: {0}")]
+    Transport(#[source] reqwest::Error),
+    #[error("ERPNext answered {status}{}: {message}", exc_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
+    Status {
+        status: u16,
+        exc_type: Option<String>,
+        message: String,
+    },
+    #[error("ERPNext's answer could not be understood: {0}")]
+    Decode(String),
+}
+
+impl ErpError {
+    /// True for answers that another try may change (everything but validation errors).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Self::Status { status, .. } if *status == 417 || *status == 409)
+    }
+}
+
+/// Strips HTML tags from a Frappe message.
+fn plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.trim().to_owned()
+}
+
+/// Decodes a Frappe v1 error body: `exc_type`, and `_server_messages` (a JSON string holding a
+/// list of JSON strings, each an object with `message`).
+pub fn decode_frappe_error(status: u16, body: &str) -> ErpError {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let exc_type = parsed
+        .as_ref()
+        .and_then(|v| v.get("exc_type"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut messages: Vec<String> = Vec::new();
+    if let Some(outer) = parsed
+        .as_ref()
+        .and_then(|v| v.get("_server_messages"))
+        .and_then(Value::as_str)
+    {
+        if let Ok(list) = serde_json::from_str::<Vec<String>>(outer) {
+            for item in list {
+                let msg = serde_json::from_str::<Value>(&item)
+                    .ok()
+                    .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or(item);
+                messages.push(plain(&msg));
+            }
+        }
+    }
+    if messages.is_empty() {
+        if let Some(m) = parsed
+            .as_ref()
+            .and_then(|v| v.get("exception"))
+            .and_then(Value::as_str)
+        {
+            messages.push(plain(m));
+        }
+    }
+    let message = if messages.is_empty() {
+        match status {
+            401 => {
+                "the API key or secret is wrong (erpnext.api_key / erpnext.api_secret)".to_owned()
+            }
+            403 => "the API user lacks permission for this document type".to_owned(),
+            404 => "not found".to_owned(),
+            _ => plain(&body.chars().take(300).collect::<String>()),
+        }
+    } else {
+        messages.join("; ")
+    };
+    ErpError::Status {
+        status,
+        exc_type,
+        message,
+    }
+}
+
+/// A client for one ERPNext site.
+#[derive(Clone)]
+pub struct ErpClient {
+    http: reqwest::Client,
+    base: String,
+    page_size: usize,
+    readback_batch: usize,
+}
+
+impl ErpClient {
+    /// Builds a client with the site's URL and token credentials.
+    pub fn new(settings: &ErpnextSettings) -> Result<Self, ErpError> {
+        let mut auth = HeaderValue::from_str(&format!(
+            "token {}:{}",
+            settings.api_key.expose(),
+            settings.api_secret.expose()
+        ))
+        .map_err(|_| {
+            ErpError::Decode(
+                "the API key or secret contains characters not allowed in a header".into(),
+            )
+        })?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(Duration::from_secs(settings.timeout_secs))
+            .user_agent(concat!("shoprelay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ErpError::Transport)?;
+        Ok(Self {
+            http,
+            base: settings.url.as_str().trim_end_matches('/').to_owned(),
+            page_size: settings.page_size,
+            readback_batch: settings.readback_batch,
+        })
+    }
+
+    fn resource_url(&self, doctype: &str) -> String {
+        format!("{}/api/resource/{}", self.base, doctype.replace(' ', "%20"))
+    }
+
+    async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ErpError> {
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(ErpError::Transport)?;
+        if !(200..300).contains(&status) {
+            return Err(decode_frappe_error(status, &text));
+        }
+        serde_json::from_str(&text).map_err(|e| ErpError::Decode(e.to_string()))
+    }
+
+    /// One page of `GET /api/resource/{doctype}`.
+    pub async fn list_page<T: DeserializeOwned>(
+        &self,
+        doctype: &str,
+        fields: &[&str],
+        filters: &Value,
+        order_by: &str,
+        limit_start: usize,
+        limit: usize,
+    ) -> Result<Vec<T>, ErpError> {
+        #[derive(serde::Deserialize)]
+        struct Data<T> {
+            data: Vec<T>,
+        }
+        let fields = serde_json::to_string(fields).map_err(|e| ErpError::Decode(e.to_string()))?;
+        let resp = self
+            .http
+            .get(self.resource_url(doctype))
+            .query(&[
+                ("fields", fields.as_str()),
+                ("filters", &filters.to_string()),
+                ("order_by", order_by),
+                ("limit_start", &limit_start.to_string()),
+                ("limit_page_length", &limit.to_string()),
+            ])
+            .send()
+            .await
+            .map_err(ErpError::Transport)?;
+        Ok(Self::decode::<Data<T>>(resp).await?.data)
+    }
+
+    /// Every row matching `filters`, page by page (ordered by `name` so pages do not overlap).
+    pub async fn list_all<T: DeserializeOwned>(
+        &self,
+        doctype: &str,
+        fields: &[&str],
+        filters: &Value,
+    ) -> Result<Vec<T>, ErpError> {
+        let mut out = Vec::new();
+        loop {
+            let page: Vec<T> = self
+                .list_page(
+                    doctype,
+                    fields,
+                    filters,
+                    "name asc",
+                    out.len(),
+                    self.page_size,
+                )
+                .await?;
+            let n = page.len();
+            out.extend(page);
+            if n < self.page_size {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The current Bin rows of `items` in `warehouses`, in batches of `readback_batch` items.
+    pub async fn bins(
+        &self,
+        items: &[String],
+        warehouses: &[String],
+    ) -> Result<Vec<BinRow>, ErpError> {
+        let mut rows = Vec::new();
+        for chunk in items.chunks(self.readback_batch.max(1)) {
+            let filters =
+                serde_json::json!([["item_code", "in", chunk], ["warehouse", "in", warehouses],]);
+            rows.extend(
+                self.list_all::<BinRow>("Bin", &BinRow::FIELDS, &filters)
+                    .await?,
+            );
+        }
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_messages_are_decoded_into_plain_words() {
+        let body = r#"{"exc_type": "ValidationError", "_server_messages": "[\"{\\\"message\\\": \\\"Item <b>X</b> not found\\\", \\\"title\\\": \\\"Message\\\"}\"]"}"#;
+        let e = decode_frappe_error(417, body);
+        assert_eq!(
+            e.to_string(),
+            "ERPNext answered 417 (ValidationError): Item X not found"
+        );
+        assert!(!e.is_transient());
+        let e = decode_frappe_error(401, r#"{"exc_type": "AuthenticationError"}"#);
+        assert!(e.to_string().contains("API key or secret"), "{e}");
+        assert!(decode_frappe_error(502, "Bad Gateway").is_transient());
+    }
+}

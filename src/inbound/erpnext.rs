@@ -1,0 +1,247 @@
+//! `POST /webhooks/erpnext`: a Frappe Webhook delivery is verified, parsed into a signal,
+//! stored durably (deduplicated by body hash) and only then answered 200.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{read_body, signature, InboundError};
+use crate::model::StockSignal;
+use crate::startup::AppState;
+use crate::store::Ingested;
+
+/// The header Frappe signs with (FACTS §1.5).
+pub const SIGNATURE_HEADER: &str = "X-Frappe-Webhook-Signature";
+
+/// An ERPNext event as stored in the inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ErpEvent {
+    /// Stock may have changed for these (item, warehouse) pairs.
+    Stock(StockSignal),
+}
+
+/// An inbox record: the parsed event and when it arrived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxRecord {
+    pub received_ms: u64,
+    pub event: ErpEvent,
+}
+
+/// The doctypes and events shoprelay understands as stock signals.
+const STOCK_EVENTS: [(&str, &[&str]); 3] = [
+    ("Bin", &["after_insert", "on_update", "on_change"]),
+    ("Stock Ledger Entry", &["after_insert", "on_update"]),
+    (
+        "Sales Order",
+        &[
+            "on_submit",
+            "on_cancel",
+            "on_change",
+            "on_update",
+            "on_update_after_submit",
+        ],
+    ),
+];
+
+fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    obj.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn unprocessable(msg: impl Into<String>) -> InboundError {
+    InboundError::Unprocessable(msg.into())
+}
+
+/// Parses a verified body into an event: 400 for bytes that are not JSON, 422 for JSON that is
+/// not an event shoprelay knows or lacks what that event needs.
+pub fn parse_event(body: &[u8]) -> Result<ErpEvent, InboundError> {
+    let value: Value = serde_json::from_slice(body).map_err(InboundError::Malformed)?;
+    let Value::Object(obj) = value else {
+        return Err(unprocessable(
+            "the body must be a JSON object with \"doctype\" and \"event\" (see erpnext_webhook_setup/)",
+        ));
+    };
+    let event = text(&obj, "event").map(str::to_owned);
+    let doctype = match text(&obj, "doctype") {
+        Some(d) => d,
+        // Webhook Data rows without a doctype key: a Bin-shaped signal naming item and warehouse.
+        None if text(&obj, "item_code").is_some() && text(&obj, "warehouse").is_some() => "Bin",
+        None => {
+            return Err(unprocessable(
+                "the body names no \"doctype\" (Frappe sends no doctype header, so the template must carry it)",
+            ))
+        }
+    };
+    let Some((doctype, events)) = STOCK_EVENTS.iter().find(|(d, _)| *d == doctype) else {
+        let known: Vec<&str> = STOCK_EVENTS.iter().map(|(d, _)| *d).collect();
+        return Err(unprocessable(format!(
+            "unknown doctype \"{doctype}\"; shoprelay handles {}",
+            known.join(", ")
+        )));
+    };
+    if let Some(ev) = &event {
+        if !events.contains(&ev.as_str()) {
+            return Err(unprocessable(format!(
+                "unknown event \"{ev}\" for {doctype}; expected one of {}",
+                events.join(", ")
+            )));
+        }
+    }
+    let keys = match *doctype {
+        "Sales Order" => sales_order_keys(&obj)?,
+        _ => match (text(&obj, "item_code"), text(&obj, "warehouse")) {
+            (Some(i), Some(w)) => vec![(i.to_owned(), w.to_owned())],
+            _ => {
+                return Err(unprocessable(format!(
+                    "a {doctype} event needs non-empty \"item_code\" and \"warehouse\""
+                )))
+            }
+        },
+    };
+    Ok(ErpEvent::Stock(StockSignal {
+        doctype: (*doctype).to_owned(),
+        event,
+        name: text(&obj, "name").map(str::to_owned),
+        keys,
+    }))
+}
+
+fn sales_order_keys(obj: &Map<String, Value>) -> Result<Vec<(String, String)>, InboundError> {
+    let Some(items) = obj.get("items").and_then(Value::as_array) else {
+        return Err(unprocessable("a Sales Order event needs an \"items\" list"));
+    };
+    let default_wh = text(obj, "set_warehouse");
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for row in items.iter().filter_map(Value::as_object) {
+        let (Some(item), Some(wh)) = (
+            text(row, "item_code"),
+            text(row, "warehouse").or(default_wh),
+        ) else {
+            continue;
+        };
+        let key = (item.to_owned(), wh.to_owned());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    if keys.is_empty() {
+        return Err(unprocessable(
+            "a Sales Order event needs items with \"item_code\" and \"warehouse\"",
+        ));
+    }
+    Ok(keys)
+}
+
+fn now() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The handler. Order: size limit, signature, parse, store, flush, answer.
+pub(crate) async fn receive(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, InboundError> {
+    let result = accept(&req, payload, &state).await;
+    state.metrics.count_inbound(&result);
+    let outcome = result?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": match outcome { Ingested::New => "accepted", Ingested::Duplicate => "duplicate" },
+    })))
+}
+
+async fn accept(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Ingested, InboundError> {
+    let body = read_body(req, payload, state.settings.server.max_body_bytes).await?;
+    let header = req.headers().get(SIGNATURE_HEADER).map(|v| v.as_bytes());
+    signature::verify_frappe(&state.settings.erpnext.webhook_secrets, header, &body)?;
+    let event = parse_event(&body)?;
+    let now = now();
+    let record = InboxRecord {
+        received_ms: now.as_millis() as u64,
+        event,
+    };
+    let bytes = serde_json::to_vec(&record).map_err(|e| InboundError::Store(e.into()))?;
+    let key = Sha256::digest(&body);
+    let outcome = state.store.ingest(&key, &bytes, now.as_secs())?;
+    // A duplicate waits too: its first delivery may still be on its way to disk.
+    state.store.durable().await?;
+    if outcome == Ingested::New {
+        state.wake_processor.notify_one();
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(body: &str) -> Vec<(String, String)> {
+        match parse_event(body.as_bytes()) {
+            Ok(ErpEvent::Stock(s)) => s.keys,
+            Err(e) => panic!("{body}: {e}"),
+        }
+    }
+
+    fn refused(body: &str) -> String {
+        match parse_event(body.as_bytes()) {
+            Err(InboundError::Unprocessable(m)) => m,
+            other => panic!("{body}: expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stock_signals_name_their_keys() {
+        assert_eq!(
+            keys(
+                r#"{"doctype": "Stock Ledger Entry", "event": "after_insert", "item_code": "A", "warehouse": "W", "qty_after_transaction": 0.0}"#
+            ),
+            vec![("A".into(), "W".into())]
+        );
+        assert_eq!(
+            keys(
+                r#"{"doctype": "Sales Order", "event": "on_submit", "set_warehouse": "D", "items": [{"item_code": "A", "warehouse": "W"}, {"item_code": "B", "warehouse": null}, {"item_code": "A", "warehouse": "W"}]}"#
+            ),
+            vec![("A".into(), "W".into()), ("B".into(), "D".into())]
+        );
+        assert_eq!(
+            keys(r#"{"item_code": "A", "warehouse": "W", "actual_qty": 1.0}"#),
+            vec![("A".into(), "W".into())]
+        );
+    }
+
+    #[test]
+    fn unknown_or_incomplete_events_are_refused_with_a_reason() {
+        assert!(
+            refused(r#"{"doctype": "Journal Entry", "event": "on_submit"}"#)
+                .contains("unknown doctype")
+        );
+        assert!(refused(
+            r#"{"doctype": "Bin", "event": "on_trash", "item_code": "A", "warehouse": "W"}"#
+        )
+        .contains("unknown event"));
+        assert!(
+            refused(r#"{"doctype": "Bin", "event": "on_change", "item_code": "A"}"#)
+                .contains("warehouse")
+        );
+        assert!(
+            refused(r#"{"doctype": "Sales Order", "event": "on_submit", "items": []}"#)
+                .contains("items")
+        );
+        assert!(refused(r#"[{"item_code": "A"}]"#).contains("object"));
+        assert!(refused("{}").contains("doctype"));
+        assert!(matches!(
+            parse_event(b"{not json"),
+            Err(InboundError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,84 @@
+//! Inbound webhooks: verify, parse, store durably, answer. One file per sender.
+
+pub mod erpnext;
+pub mod signature;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use futures_util::StreamExt;
+
+use crate::store::StoreError;
+
+/// Why an inbound request was refused. Each kind maps to one status and a JSON body
+/// `{"error": kind, "message": ...}`; nothing is stored for any of them.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("{0}")]
+    Signature(#[from] signature::SignatureError),
+    #[error("the body is larger than the limit of {limit} bytes (server.max_body_bytes)")]
+    TooLarge { limit: usize },
+    #[error("the body is not valid JSON: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error("the body could not be read: {0}")]
+    Read(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("the event could not be stored; it was not accepted, send it again")]
+    Store(#[from] StoreError),
+}
+
+impl InboundError {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Signature(_) => "invalid_signature",
+            Self::TooLarge { .. } => "payload_too_large",
+            Self::Malformed(_) | Self::Read(_) => "malformed_body",
+            Self::Unprocessable(_) => "unknown_event",
+            Self::Store(_) => "storage_failed",
+        }
+    }
+}
+
+impl ResponseError for InboundError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Malformed(_) | Self::Read(_) => StatusCode::BAD_REQUEST,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(serde_json::json!({
+            "error": self.kind(),
+            "message": self.to_string(),
+        }))
+    }
+}
+
+/// Reads the whole body, refusing it (without reading on) once it passes `limit` bytes.
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    mut payload: actix_web::web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, InboundError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(InboundError::TooLarge { limit });
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| InboundError::Read(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(InboundError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

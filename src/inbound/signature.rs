@@ -1,0 +1,143 @@
+//! Signatures: Frappe's `X-Frappe-Webhook-Signature` (base64 HMAC-SHA256 of the raw body) and
+//! Standard Webhooks (`v1,` base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`). Constant time.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::Secret;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Why a signature was refused. Never carries the secret or the expected value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the X-Frappe-Webhook-Signature header is missing; enable security on the ERPNext Webhook and set its secret")]
+    Missing,
+    #[error("the X-Frappe-Webhook-Signature header is not a base64 HMAC-SHA256 value")]
+    Malformed,
+    #[error(
+        "the X-Frappe-Webhook-Signature header does not match the body for any configured secret"
+    )]
+    Mismatch,
+}
+
+fn mac(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length; this cannot fail.
+    match HmacSha256::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable_hmac(),
+    }
+}
+
+#[cold]
+fn unreachable_hmac() -> HmacSha256 {
+    // `new_from_slice` only fails for fixed-size-key MACs; HMAC has none. Fall back to an
+    // empty key rather than panic.
+    <HmacSha256 as Mac>::new(&Default::default())
+}
+
+/// The value Frappe puts in `X-Frappe-Webhook-Signature` for `body` signed with `secret`.
+pub fn frappe_signature(secret: &str, body: &[u8]) -> String {
+    let mut m = mac(secret.as_bytes());
+    m.update(body);
+    STANDARD.encode(m.finalize().into_bytes())
+}
+
+/// Checks a Frappe signature header against every configured secret (rotation), in constant
+/// time per secret.
+pub fn verify_frappe(
+    secrets: &[Secret],
+    header: Option<&[u8]>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let text = std::str::from_utf8(header)
+        .map_err(|_| SignatureError::Malformed)?
+        .trim();
+    let given = STANDARD
+        .decode(text)
+        .map_err(|_| SignatureError::Malformed)?;
+    if given.len() != 32 {
+        return Err(SignatureError::Malformed);
+    }
+    let mut ok = false;
+    for secret in secrets {
+        let mut m = mac(secret.expose().as_bytes());
+        m.update(body);
+        // verify_slice compares in constant time.
+        ok |= m.verify_slice(&given).is_ok();
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// The key bytes of a Standard Webhooks secret: `whsec_` + base64, or the raw bytes otherwise.
+pub fn standard_key(secret: &str) -> Vec<u8> {
+    match secret.strip_prefix("whsec_") {
+        Some(b64) => STANDARD
+            .decode(b64)
+            .unwrap_or_else(|_| secret.as_bytes().to_vec()),
+        None => secret.as_bytes().to_vec(),
+    }
+}
+
+/// The `webhook-signature` value (`v1,<base64>`) for one Standard Webhooks message.
+pub fn standard_signature(secret: &str, id: &str, timestamp: u64, body: &[u8]) -> String {
+    let mut m = mac(&standard_key(secret));
+    m.update(id.as_bytes());
+    m.update(b".");
+    m.update(timestamp.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    format!("v1,{}", STANDARD.encode(m.finalize().into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn main_vector_of_facts_section_8() {
+        let body = br#"{"name": "a1b2c3d4e5", "item_code": "SKU-001", "warehouse": "Stores - ACME", "actual_qty": 42.0, "reserved_qty": 5.0, "projected_qty": 47.0, "modified": "2025-06-02 14:05:07.654321"}"#;
+        assert_eq!(
+            frappe_signature("s3cret", body),
+            "mfxIrjvrVWkgAThj3m3orA7xvVcdqO+TXjK76mLsS2c="
+        );
+        let secrets = [Secret::new("other"), Secret::new("s3cret")];
+        let sig = b"mfxIrjvrVWkgAThj3m3orA7xvVcdqO+TXjK76mLsS2c=";
+        assert_eq!(verify_frappe(&secrets, Some(sig), body), Ok(()));
+        assert_eq!(
+            verify_frappe(&secrets[..1], Some(sig), body),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_frappe(&secrets, None, body),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_frappe(&secrets, Some(b"sha256=abc"), body),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify_frappe(&secrets, Some(b"YWJj"), body),
+            Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn standard_webhooks_example() {
+        // The example of the Standard Webhooks specification.
+        let sig = standard_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+}

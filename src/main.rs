@@ -1,0 +1,91 @@
+//! The `shoprelay` command: parses the command line, sets up logging, runs a subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shoprelay::config::Settings;
+use shoprelay::startup::{error_chain, Application, Workers};
+
+#[derive(Parser)]
+#[command(
+    name = "shoprelay",
+    version,
+    about = "Keeps a custom web shop in step with ERPNext"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay.
+    Serve {
+        /// The configuration file (see shoprelay.example.toml).
+        #[arg(long, default_value = "shoprelay.toml")]
+        config: PathBuf,
+    },
+    /// Play a short scenario: a simulated ERPNext and shop with the real relay between them.
+    Demo,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => {
+            shoprelay::telemetry::init("info,sled=warn,actix_server=warn");
+            serve(config).await
+        }
+        Command::Demo => {
+            shoprelay::telemetry::init("warn,sled=warn,actix_server=warn");
+            shoprelay::demo::run().await.map_err(|e| error_chain(&*e))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("shoprelay: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: PathBuf) -> Result<(), String> {
+    let settings = Settings::load(&config).map_err(|e| error_chain(&e))?;
+    let app = Application::build(settings, Workers::Background)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let handle = app.handle();
+    // Printed on stdout so that scripts (and tests) binding port 0 can find the port.
+    println!("shoprelay listening on 127.0.0.1:{}", app.port());
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: finishing requests in flight");
+        handle.stop(true).await;
+    });
+    app.run_until_stopped().await.map_err(|e| error_chain(&e))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,149 @@
+//! The shop's HTTP client: bearer token, JSON bodies, an Idempotency-Key derived from the body,
+//! and Standard Webhooks signatures when `shop.signing_secret` is set.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Secret, ShopSettings};
+use crate::inbound::signature::standard_signature;
+
+/// A request that got no HTTP answer (connection refused, timeout, ...): always retried.
+#[derive(Debug, thiserror::Error)]
+#[error("the shop could not be reached: {0}")]
+pub struct ShopError(#[source] pub reqwest::Error);
+
+/// The shop's answer, kept for retry decisions and dead letters.
+#[derive(Debug, Clone)]
+pub struct ShopAnswer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+/// The body of `POST /inventory/levels`.
+#[derive(Debug, Serialize)]
+pub struct LevelsBody<'a> {
+    pub channel: &'a str,
+    pub levels: Vec<LevelEntry<'a>>,
+}
+
+/// One absolute level.
+#[derive(Debug, Serialize)]
+pub struct LevelEntry<'a> {
+    pub sku: &'a str,
+    pub available: u64,
+}
+
+/// A client for the shop's API.
+#[derive(Clone)]
+pub struct ShopClient {
+    http: reqwest::Client,
+    base: String,
+    signing_secret: Option<Secret>,
+}
+
+/// The Idempotency-Key of a request: the same body always gets the same key.
+pub fn idempotency_key(method: &str, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update(b" ");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl ShopClient {
+    pub fn new(settings: &ShopSettings) -> Result<Self, ShopError> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", settings.token.expose()))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(Duration::from_secs(settings.timeout_secs))
+            .user_agent(concat!("shoprelay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ShopError)?;
+        Ok(Self {
+            http,
+            base: settings.base_url.as_str().trim_end_matches('/').to_owned(),
+            signing_secret: settings.signing_secret.clone(),
+        })
+    }
+
+    /// Sends one request; `body` None means no body (a DELETE).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<ShopAnswer, ShopError> {
+        let bytes = body.as_deref().unwrap_or_default();
+        let key = idempotency_key(method.as_str(), path, bytes);
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("Idempotency-Key", &key);
+        if let Some(secret) = &self.signing_secret {
+            let id = format!("msg_{key}");
+            let ts = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            req = req
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", ts.to_string())
+                .header(
+                    "webhook-signature",
+                    standard_signature(secret.expose(), &id, ts, bytes),
+                );
+        }
+        if let Some(body) = body {
+            req = req.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let resp = req.send().await.map_err(ShopError)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.text().await.unwrap_or_default();
+        Ok(ShopAnswer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// `POST {base}/inventory/levels` with absolute levels for one channel.
+    pub async fn post_levels(
+        &self,
+        channel: &str,
+        levels: &[(String, u64)],
+    ) -> Result<ShopAnswer, ShopError> {
+        let body = LevelsBody {
+            channel,
+            levels: levels
+                .iter()
+                .map(|(sku, available)| LevelEntry {
+                    sku,
+                    available: *available,
+                })
+                .collect(),
+        };
+        // Serializing plain strings and integers cannot fail.
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        self.send(reqwest::Method::POST, "/inventory/levels", Some(bytes))
+            .await
+    }
+}

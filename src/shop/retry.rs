@@ -1,0 +1,113 @@
+//! Pure retry policy: which answers are retried, exponential backoff with jitter, Retry-After.
+
+use std::time::{Duration, SystemTime};
+
+/// What to do with a shop answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// 2xx: the shop has it.
+    Done,
+    /// 408, 425, 429, 5xx (and transport errors): try again later.
+    Retry,
+    /// Any other status: the shop will never accept it; keep it for the admin.
+    DeadLetter,
+}
+
+/// Classifies an HTTP status per DESIGN §4.
+pub fn classify(status: u16) -> Disposition {
+    match status {
+        200..=299 => Disposition::Done,
+        408 | 425 | 429 | 500..=599 => Disposition::Retry,
+        _ => Disposition::DeadLetter,
+    }
+}
+
+/// Delay before retry number `attempt` (1 for the first retry): `base * 2^(attempt-1)`, capped
+/// at `max`, then "equal jitter": a uniform value between half and all of it. `jitter` is in
+/// [0, 1).
+pub fn backoff(attempt: u32, base: Duration, max: Duration, jitter: f64) -> Duration {
+    let exp = attempt.saturating_sub(1).min(32);
+    let full = base.saturating_mul(1u32 << exp.min(31)).min(max);
+    let j = jitter.clamp(0.0, 1.0);
+    full.mul_f64(0.5 + 0.5 * j)
+}
+
+/// Parses a `Retry-After` value: delay seconds or an HTTP date (relative to `now`).
+pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The delay before the next try: the shop's `Retry-After` when it gave one (never less than
+/// our own backoff's lower bound, never more than `max`), else the backoff.
+pub fn next_delay(
+    attempt: u32,
+    base: Duration,
+    max: Duration,
+    jitter: f64,
+    retry_after: Option<Duration>,
+) -> Duration {
+    match retry_after {
+        Some(ra) => ra.min(max).max(base / 2),
+        None => backoff(attempt, base, max, jitter),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_as_the_contract_says() {
+        for s in [200, 201, 202, 204] {
+            assert_eq!(classify(s), Disposition::Done);
+        }
+        for s in [408, 425, 429, 500, 502, 503, 504] {
+            assert_eq!(classify(s), Disposition::Retry, "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 410, 413, 422, 301] {
+            assert_eq!(classify(s), Disposition::DeadLetter, "{s}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jitters_within_half() {
+        let base = Duration::from_millis(500);
+        let max = Duration::from_secs(60);
+        assert_eq!(backoff(1, base, max, 1.0), Duration::from_millis(500));
+        assert_eq!(backoff(2, base, max, 1.0), Duration::from_millis(1000));
+        assert_eq!(backoff(4, base, max, 1.0), Duration::from_millis(4000));
+        assert_eq!(backoff(30, base, max, 1.0), max);
+        assert_eq!(backoff(1000, base, max, 1.0), max);
+        assert_eq!(backoff(2, base, max, 0.0), Duration::from_millis(500));
+        for j in [0.0, 0.3, 0.99] {
+            let d = backoff(3, base, max, j);
+            assert!(d >= Duration::from_millis(1000) && d <= Duration::from_millis(2000));
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(retry_after(&later, now), Some(Duration::from_secs(30)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(retry_after("soon", now), None);
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(60);
+        assert_eq!(
+            next_delay(1, base, max, 0.5, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            next_delay(1, base, max, 0.5, Some(Duration::from_secs(3600))),
+            max
+        );
+    }
+}

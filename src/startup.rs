@@ -1,0 +1,247 @@
+//! Builds the application: opens the store, binds the listener (port 0 works, for tests),
+//! wires the HTTP routes, and runs the processing and push loops until the server stops.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::admin::Metrics;
+use crate::config::Settings;
+use crate::erpnext::{ErpClient, ErpError};
+use crate::processor::Processor;
+use crate::shop::retry::backoff;
+use crate::shop::{PushAgent, ShopClient, ShopError};
+use crate::store::{Store, StoreError};
+
+/// State shared by the HTTP handlers.
+pub struct AppState {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) store: Store,
+    pub(crate) wake_processor: Arc<Notify>,
+    pub(crate) wake_pusher: Arc<Notify>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the data directory {path}")]
+    Store {
+        path: std::path::PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the ERPNext client")]
+    Erp(#[from] ErpError),
+    #[error("cannot build the shop client")]
+    Shop(#[from] ShopError),
+}
+
+/// The relay's workers, shared with tests that drive them a step at a time.
+#[derive(Clone)]
+pub struct Relay {
+    pub store: Store,
+    pub processor: Arc<Processor>,
+    pub pusher: Arc<PushAgent>,
+    pub metrics: Arc<Metrics>,
+    wake_processor: Arc<Notify>,
+    wake_pusher: Arc<Notify>,
+}
+
+/// Whether [`Application::run_until_stopped`] starts the background loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// The processing and push loops run by themselves (production, most tests).
+    Background,
+    /// Nothing runs until the caller steps `relay().processor` / `relay().pusher`.
+    Manual,
+}
+
+/// A built, bound, not yet running relay.
+pub struct Application {
+    port: u16,
+    server: Server,
+    relay: Relay,
+    workers: Workers,
+}
+
+impl Application {
+    /// Opens the store and binds `server.listen`. Must run inside a tokio runtime.
+    pub async fn build(settings: Settings, workers: Workers) -> Result<Self, StartupError> {
+        let settings = Arc::new(settings);
+        let store = Store::open(&settings.server.data_dir, settings.server.dedup_window_secs)
+            .map_err(|source| StartupError::Store {
+                path: settings.server.data_dir.clone(),
+                source,
+            })?;
+        let metrics = Arc::new(Metrics::default());
+        let erp = ErpClient::new(&settings.erpnext)?;
+        let shop = ShopClient::new(&settings.shop)?;
+        let processor = Processor::new(
+            store.clone(),
+            erp,
+            settings.channels.clone(),
+            settings.erpnext.readback_batch * 4,
+        );
+        let pusher = PushAgent::new(store.clone(), shop, &settings.shop, metrics.clone());
+        let relay = Relay {
+            store: store.clone(),
+            processor: Arc::new(processor),
+            pusher: Arc::new(pusher),
+            metrics: metrics.clone(),
+            wake_processor: Arc::new(Notify::new()),
+            wake_pusher: Arc::new(Notify::new()),
+        };
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            store,
+            wake_processor: relay.wake_processor.clone(),
+            wake_pusher: relay.wake_pusher.clone(),
+            metrics,
+        });
+        let addr = settings.server.listen;
+        let listener =
+            TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?
+            .port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .route(
+                    "/webhooks/erpnext",
+                    web::post().to(crate::inbound::erpnext::receive),
+                )
+                .configure(crate::admin::routes)
+        })
+        .workers(settings.server.workers)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr, source })?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            relay,
+            workers,
+        })
+    }
+
+    /// The port the relay listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The workers and the store.
+    pub fn relay(&self) -> Relay {
+        self.relay.clone()
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped through [`Application::handle`]; then stops the loops
+    /// and flushes the store.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let loops: Vec<JoinHandle<()>> = match self.workers {
+            Workers::Background => vec![
+                tokio::spawn(processing_loop(self.relay.clone())),
+                tokio::spawn(push_loop(self.relay.clone())),
+            ],
+            Workers::Manual => Vec::new(),
+        };
+        let result = self.server.await;
+        for l in &loops {
+            l.abort();
+        }
+        for l in loops {
+            let _ = l.await;
+        }
+        if let Err(e) = self.relay.store.flush_now() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        result
+    }
+}
+
+/// The error and its causes, joined, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+async fn processing_loop(relay: Relay) {
+    let mut failures = 0u32;
+    loop {
+        match relay.processor.step().await {
+            Ok(report) => {
+                failures = 0;
+                if report.queued > 0 {
+                    relay.wake_pusher.notify_one();
+                }
+                if report.is_idle() {
+                    tokio::select! {
+                        _ = relay.wake_processor.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                relay.metrics.processor_error();
+                let delay = backoff(
+                    failures,
+                    Duration::from_millis(200),
+                    Duration::from_secs(30),
+                    fastrand::f64(),
+                );
+                tracing::warn!(error = %error_chain(&e), retry_in_ms = delay.as_millis() as u64, "processing failed; the dirty items stay queued");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+async fn push_loop(relay: Relay) {
+    loop {
+        match relay.pusher.step().await {
+            Ok(report) if report.accepted > 0 || report.dead > 0 => {}
+            Ok(report) => {
+                let until = report
+                    .next_retry
+                    .map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + IDLE_POLL);
+                tokio::select! {
+                    _ = relay.wake_pusher.notified() => {}
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "push step failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
