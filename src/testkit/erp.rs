@@ -1,0 +1,583 @@
+//! An ERPNext emulator on loopback: Bins, Stock Ledger Entries and Sales Orders that change the
+//! way ERPNext changes them (FACTS §2, §9: no Bin webhook on ordinary moves, a new Bin's
+//! payload says 0.0, SLE `qty_after_transaction` is 0.0), the project's own Webhook documents
+//! rendered and signed like Frappe, and the REST subset with Frappe's filters and paging.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Map, Value};
+
+use super::frappe::{as_dict, render, Delivery, RenderError};
+use crate::erpnext::webhooks::{shipped, WebhookDoc};
+use crate::model::Modified;
+
+/// Credentials and secret of the emulated site.
+pub const API_KEY: &str = "emulator-key";
+pub const API_SECRET: &str = "emulator-secret";
+
+struct State {
+    webhook_secret: String,
+    relay_base: String,
+    webhooks: Vec<WebhookDoc>,
+    /// (doctype, name) -> as_dict value.
+    docs: BTreeMap<(String, String), Value>,
+    /// Microseconds since the emulator's epoch; every write moves it on.
+    clock_us: u64,
+    counter: u64,
+    rest_down: bool,
+    rest_requests: u64,
+}
+
+impl State {
+    fn tick(&mut self) -> String {
+        self.clock_us += 1_000 + (self.counter % 7) * 137;
+        self.counter += 1;
+        let secs = self.clock_us / 1_000_000;
+        let micros = self.clock_us % 1_000_000;
+        let (h, m, s) = (10 + secs / 3600, (secs / 60) % 60, secs % 60);
+        if micros == 0 {
+            format!("2026-11-26 {h:02}:{m:02}:{s:02}")
+        } else {
+            format!("2026-11-26 {h:02}:{m:02}:{s:02}.{micros:06}")
+        }
+    }
+
+    fn next_name(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}{:05}", self.counter)
+    }
+
+    fn fire(&self, doctype: &str, event: &str, doc: &Value) -> Result<Vec<Delivery>, RenderError> {
+        self.webhooks
+            .iter()
+            .filter(|w| {
+                w.enabled == 1 && w.webhook_doctype == doctype && w.webhook_docevent == event
+            })
+            .map(|w| render(w, doc, &self.webhook_secret, &self.relay_base))
+            .collect()
+    }
+
+    fn bin_name(item: &str, wh: &str) -> String {
+        format!("BIN-{item}-{wh}")
+    }
+
+    /// Creates the Bin if missing (firing Bin after_insert with 0.0 quantities, as ERPNext
+    /// does), then applies `change` with set_value semantics (no Bin webhook).
+    fn update_bin(
+        &mut self,
+        item: &str,
+        wh: &str,
+        change: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<Vec<Delivery>, RenderError> {
+        let key = ("Bin".to_owned(), Self::bin_name(item, wh));
+        let mut out = Vec::new();
+        if !self.docs.contains_key(&key) {
+            let modified = self.tick();
+            let mut values = Map::new();
+            values.insert("item_code".into(), json!(item));
+            values.insert("warehouse".into(), json!(wh));
+            values.insert("stock_uom".into(), json!("Nos"));
+            let doc = as_dict("Bin", &key.1, &modified, 0, &values);
+            out.extend(self.fire("Bin", "after_insert", &doc)?);
+            out.extend(self.fire("Bin", "on_update", &doc)?);
+            self.docs.insert(key.clone(), doc);
+        }
+        let modified = self.tick();
+        if let Some(Value::Object(bin)) = self.docs.get_mut(&key) {
+            change(bin);
+            let f = |bin: &Map<String, Value>, k: &str| {
+                bin.get(k).and_then(Value::as_f64).unwrap_or(0.0)
+            };
+            let projected = f(bin, "actual_qty")
+                + f(bin, "ordered_qty")
+                + f(bin, "indented_qty")
+                + f(bin, "planned_qty")
+                - f(bin, "reserved_qty")
+                - f(bin, "reserved_qty_for_production")
+                - f(bin, "reserved_qty_for_sub_contract");
+            bin.insert("projected_qty".into(), json!(projected));
+            bin.insert("modified".into(), json!(modified));
+        }
+        Ok(out)
+    }
+}
+
+fn add(bin: &mut Map<String, Value>, field: &str, delta: f64) {
+    let cur = bin.get(field).and_then(Value::as_f64).unwrap_or(0.0);
+    bin.insert(field.into(), json!(cur + delta));
+}
+
+/// A running ERPNext emulator.
+pub struct ErpEmulator {
+    state: Arc<Mutex<State>>,
+    port: u16,
+    handle: ServerHandle,
+    http: reqwest::Client,
+}
+
+/// One line of a Sales Order: item, warehouse, quantity.
+pub type OrderLine<'a> = (&'a str, &'a str, f64);
+
+impl ErpEmulator {
+    /// Starts the emulator on a loopback port; webhooks are signed with `webhook_secret`.
+    pub async fn start(webhook_secret: &str) -> std::io::Result<Self> {
+        let webhooks = shipped().map_err(std::io::Error::other)?;
+        let state = Arc::new(Mutex::new(State {
+            webhook_secret: webhook_secret.to_owned(),
+            relay_base: crate::erpnext::webhooks::PLACEHOLDER_BASE.to_owned(),
+            webhooks,
+            docs: BTreeMap::new(),
+            clock_us: 0,
+            counter: 0,
+            rest_down: false,
+            rest_requests: 0,
+        }));
+        let data = web::Data::new(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/api/resource/{doctype}", web::get().to(list))
+                .route("/api/resource/{doctype}/{name}", web::get().to(get_one))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Self {
+            state,
+            port,
+            handle,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The site URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where webhooks go: the relay's base URL replaces the templates' placeholder base.
+    pub fn set_relay(&self, base: &str) {
+        self.lock().relay_base = base.trim_end_matches('/').to_owned();
+    }
+
+    /// Makes every REST call answer 503 (ERPNext down) or serve again.
+    pub fn set_rest_down(&self, down: bool) {
+        self.lock().rest_down = down;
+    }
+
+    /// REST requests served so far.
+    pub fn rest_requests(&self) -> u64 {
+        self.lock().rest_requests
+    }
+
+    /// The Bin as ERPNext holds it now.
+    pub fn bin(&self, item: &str, wh: &str) -> Option<Value> {
+        self.lock()
+            .docs
+            .get(&("Bin".to_owned(), State::bin_name(item, wh)))
+            .cloned()
+    }
+
+    /// A stock movement (Material Receipt for qty > 0, Material Issue for qty < 0): the Bin is
+    /// updated with set_value (no Bin webhook unless it is new) and an SLE is inserted.
+    pub fn stock_move(&self, item: &str, wh: &str, qty: f64) -> Result<Vec<Delivery>, RenderError> {
+        let mut st = self.lock();
+        let voucher = st.next_name("MAT-STE-2026-");
+        let mut out = st.update_bin(item, wh, |bin| add(bin, "actual_qty", qty))?;
+        out.extend(insert_sle(
+            &mut st,
+            item,
+            wh,
+            qty,
+            "Stock Entry",
+            &voucher,
+            0,
+        )?);
+        Ok(out)
+    }
+
+    /// Changes a Bin without any webhook (Data Import, a repost, a missed delivery).
+    pub fn set_bin_silently(
+        &self,
+        item: &str,
+        wh: &str,
+        actual: f64,
+        reserved: f64,
+    ) -> Result<(), RenderError> {
+        let mut st = self.lock();
+        st.update_bin(item, wh, |bin| {
+            bin.insert("actual_qty".into(), json!(actual));
+            bin.insert("reserved_qty".into(), json!(reserved));
+        })?;
+        Ok(())
+    }
+
+    /// Submits a Sales Order: reserves stock (Bin via db_update, no Bin webhook) and fires
+    /// Sales Order on_submit and on_change. Returns the order's name and the deliveries.
+    pub fn submit_sales_order(
+        &self,
+        po_no: &str,
+        lines: &[OrderLine<'_>],
+    ) -> Result<(String, Vec<Delivery>), RenderError> {
+        let mut st = self.lock();
+        let name = st.next_name("SAL-ORD-2026-");
+        let mut out = Vec::new();
+        for (item, wh, qty) in lines {
+            out.extend(st.update_bin(item, wh, |bin| add(bin, "reserved_qty", *qty))?);
+        }
+        let modified = st.tick();
+        let items: Vec<Value> = lines
+            .iter()
+            .map(|(i, w, q)| json!({"item_code": i, "warehouse": w, "qty": q, "stock_qty": q}))
+            .collect();
+        let mut values = Map::new();
+        values.insert("customer".into(), json!("Shop Customer"));
+        values.insert("po_no".into(), json!(po_no));
+        values.insert("status".into(), json!("To Deliver and Bill"));
+        values.insert("items".into(), Value::Array(items));
+        let doc = as_dict("Sales Order", &name, &modified, 1, &values);
+        out.extend(st.fire("Sales Order", "on_submit", &doc)?);
+        out.extend(st.fire("Sales Order", "on_change", &doc)?);
+        st.docs.insert(("Sales Order".into(), name.clone()), doc);
+        Ok((name, out))
+    }
+
+    /// Cancels a Sales Order: releases its reservations and fires on_cancel and on_change.
+    pub fn cancel_sales_order(&self, name: &str) -> Result<Vec<Delivery>, RenderError> {
+        let mut st = self.lock();
+        let key = ("Sales Order".to_owned(), name.to_owned());
+        let Some(doc) = st.docs.get(&key).cloned() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let lines: Vec<(String, String, f64)> = doc["items"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r["item_code"].as_str().unwrap_or_default().to_owned(),
+                            r["warehouse"].as_str().unwrap_or_default().to_owned(),
+                            r["qty"].as_f64().unwrap_or(0.0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (item, wh, qty) in &lines {
+            out.extend(st.update_bin(item, wh, |bin| add(bin, "reserved_qty", -qty))?);
+        }
+        let modified = st.tick();
+        let mut doc = doc;
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("docstatus".into(), json!(2));
+            obj.insert("status".into(), json!("Cancelled"));
+            obj.insert("modified".into(), json!(modified));
+        }
+        out.extend(st.fire("Sales Order", "on_cancel", &doc)?);
+        out.extend(st.fire("Sales Order", "on_change", &doc)?);
+        st.docs.insert(key, doc);
+        Ok(out)
+    }
+
+    /// Sends one delivery the way Frappe's `enqueue_webhook` does (one attempt); returns the
+    /// status the relay answered.
+    pub async fn deliver(&self, d: &Delivery) -> Result<u16, reqwest::Error> {
+        let mut req = self
+            .http
+            .post(&d.url)
+            .header("User-Agent", "python-requests/2.31.0")
+            .header("Accept", "*/*")
+            .header("X-Frappe-Webhook-Signature", &d.signature)
+            .body(d.body.clone());
+        for (k, v) in &d.headers {
+            req = req.header(k, v);
+        }
+        Ok(req.send().await?.status().as_u16())
+    }
+
+    /// Delivers each in order; returns the statuses.
+    pub async fn deliver_all(&self, ds: &[Delivery]) -> Result<Vec<u16>, reqwest::Error> {
+        let mut out = Vec::with_capacity(ds.len());
+        for d in ds {
+            out.push(self.deliver(d).await?);
+        }
+        Ok(out)
+    }
+
+    /// Stops the server.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+fn insert_sle(
+    st: &mut State,
+    item: &str,
+    wh: &str,
+    qty: f64,
+    voucher_type: &str,
+    voucher_no: &str,
+    is_cancelled: i64,
+) -> Result<Vec<Delivery>, RenderError> {
+    let name = st.next_name("MAT-SLE-2026-");
+    let modified = st.tick();
+    let mut values = Map::new();
+    for (k, v) in [
+        ("item_code", json!(item)),
+        ("warehouse", json!(wh)),
+        ("voucher_type", json!(voucher_type)),
+        ("voucher_no", json!(voucher_no)),
+        ("actual_qty", json!(qty)),
+        // FACTS §9: always 0.0 in the payload, whatever the stock is.
+        ("qty_after_transaction", json!(0.0)),
+        ("is_cancelled", json!(is_cancelled)),
+        ("posting_date", json!("2026-11-26")),
+    ] {
+        values.insert(k.into(), v);
+    }
+    let doc = as_dict("Stock Ledger Entry", &name, &modified, 1, &values);
+    let out = st.fire("Stock Ledger Entry", "after_insert", &doc)?;
+    st.docs.insert(("Stock Ledger Entry".into(), name), doc);
+    Ok(out)
+}
+
+type Shared = web::Data<Arc<Mutex<State>>>;
+
+fn frappe_error(status: u16, exc_type: &str, message: &str) -> HttpResponse {
+    let msg = json!({"message": message, "title": "Message", "indicator": "red"}).to_string();
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+    )
+    .json(json!({
+        "exception": format!("frappe.exceptions.{exc_type}: {message}"),
+        "exc_type": exc_type,
+        "_server_messages": json!([msg]).to_string(),
+    }))
+}
+
+/// Checks `Authorization: token key:secret`; None when the request may go on.
+fn guard(req: &HttpRequest, st: &mut State) -> Option<HttpResponse> {
+    st.rest_requests += 1;
+    if st.rest_down {
+        return Some(
+            HttpResponse::ServiceUnavailable()
+                .body("<html>502 Bad Gateway (emulated outage)</html>"),
+        );
+    }
+    match req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        None => Some(frappe_error(
+            403,
+            "PermissionError",
+            "Insufficient Permission",
+        )),
+        Some(v) if v == format!("token {API_KEY}:{API_SECRET}") => None,
+        Some(_) => Some(HttpResponse::Unauthorized().json(json!({
+            "exception": "frappe.exceptions.AuthenticationError",
+            "exc_type": "AuthenticationError",
+            "exc": "[]",
+        }))),
+    }
+}
+
+fn compare(field: &str, a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) if field == "modified" || field == "creation" => {
+            Some(Modified(x.clone()).cmp(&Modified(y.clone())))
+        }
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Number(x), Value::String(y)) => x.as_f64()?.partial_cmp(&y.parse::<f64>().ok()?),
+        _ => None,
+    }
+}
+
+fn matches(doc: &Value, field: &str, op: &str, value: &Value) -> bool {
+    use std::cmp::Ordering::*;
+    let actual = doc.get(field).unwrap_or(&Value::Null);
+    let ord = compare(field, actual, value);
+    match op.to_ascii_lowercase().as_str() {
+        "=" => ord == Some(Equal),
+        "!=" => ord != Some(Equal),
+        ">" => ord == Some(Greater),
+        ">=" => matches!(ord, Some(Greater | Equal)),
+        "<" => ord == Some(Less),
+        "<=" => matches!(ord, Some(Less | Equal)),
+        "in" | "not in" => {
+            let list: Vec<Value> = match value {
+                Value::Array(a) => a.clone(),
+                Value::String(s) => s.split(',').map(|p| json!(p.trim())).collect(),
+                _ => Vec::new(),
+            };
+            let hit = list
+                .iter()
+                .any(|v| compare(field, actual, v) == Some(Equal));
+            hit == (op.eq_ignore_ascii_case("in"))
+        }
+        "like" => {
+            let pat = value.as_str().unwrap_or_default().replace('%', "");
+            actual.as_str().is_some_and(|s| s.contains(&pat))
+        }
+        _ => false,
+    }
+}
+
+/// Frappe filters: a list of `[field, op, value]` / `[doctype, field, op, value]`, or a dict
+/// of `field: value` / `field: [op, value]`.
+fn parse_filters(text: Option<&str>) -> Result<Vec<(String, String, Value)>, String> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("filters is not JSON: {e}"))?;
+    let mut out = Vec::new();
+    match v {
+        Value::Array(list) => {
+            for f in list {
+                let parts = f.as_array().cloned().unwrap_or_default();
+                let parts = if parts.len() == 4 {
+                    parts[1..].to_vec()
+                } else {
+                    parts
+                };
+                match parts.as_slice() {
+                    [Value::String(field), Value::String(op), value] => {
+                        out.push((field.clone(), op.clone(), value.clone()))
+                    }
+                    _ => return Err(format!("cannot read filter {f}")),
+                }
+            }
+        }
+        Value::Object(map) => {
+            for (field, v) in map {
+                match v {
+                    Value::Array(p) if p.len() == 2 => {
+                        out.push((field, p[0].as_str().unwrap_or("=").to_owned(), p[1].clone()))
+                    }
+                    other => out.push((field, "=".into(), other)),
+                }
+            }
+        }
+        _ => return Err("filters must be a list or a dict".into()),
+    }
+    Ok(out)
+}
+
+async fn list(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<BTreeMap<String, String>>,
+    state: Shared,
+) -> HttpResponse {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(resp) = guard(&req, &mut st) {
+        return resp;
+    }
+    let doctype = path.into_inner();
+    let filters = match parse_filters(query.get("filters").map(String::as_str)) {
+        Ok(f) => f,
+        Err(e) => return frappe_error(417, "ValidationError", &e),
+    };
+    let fields: Vec<String> = query
+        .get("fields")
+        .and_then(|f| serde_json::from_str(f).ok())
+        .unwrap_or_else(|| vec!["name".to_owned()]);
+    let order_by = query
+        .get("order_by")
+        .cloned()
+        .unwrap_or_else(|| "modified desc".into());
+    let (order_field, desc) = match order_by.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [f] => (f.to_string(), false),
+        [f, dir, ..] => (f.to_string(), dir.eq_ignore_ascii_case("desc")),
+        _ => ("modified".to_owned(), true),
+    };
+    let start: usize = query
+        .get("limit_start")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let page: usize = query
+        .get("limit_page_length")
+        .or_else(|| query.get("limit"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut rows: Vec<&Value> = st
+        .docs
+        .iter()
+        .filter(|((dt, _), _)| *dt == doctype)
+        .map(|(_, d)| d)
+        .filter(|d| filters.iter().all(|(f, op, v)| matches(d, f, op, v)))
+        .collect();
+    rows.sort_by(|a, b| {
+        let o = compare(&order_field, &a[&order_field], &b[&order_field])
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| {
+                compare("name", &a["name"], &b["name"]).unwrap_or(std::cmp::Ordering::Equal)
+            });
+        if desc {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    let take = if page == 0 { usize::MAX } else { page };
+    let data: Vec<Value> = rows
+        .into_iter()
+        .skip(start)
+        .take(take)
+        .map(|d| {
+            if fields.iter().any(|f| f == "*") {
+                return d.clone();
+            }
+            let mut m = Map::new();
+            for f in &fields {
+                m.insert(f.clone(), d.get(f).cloned().unwrap_or(Value::Null));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "data": data }))
+}
+
+async fn get_one(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: Shared,
+) -> HttpResponse {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(resp) = guard(&req, &mut st) {
+        return resp;
+    }
+    let (doctype, name) = path.into_inner();
+    match st.docs.get(&(doctype.clone(), name.clone())) {
+        Some(Value::Object(doc)) => {
+            // as_dict(no_nulls=True): null fields are left out.
+            let data: Map<String, Value> = doc
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            HttpResponse::Ok().json(json!({ "data": data }))
+        }
+        _ => frappe_error(
+            404,
+            "DoesNotExistError",
+            &format!("{doctype} {name} not found"),
+        ),
+    }
+}

@@ -1,0 +1,296 @@
+//! A recording shop on loopback implementing the shop contract (DESIGN §4) in memory: it keeps
+//! absolute levels and shipments, records every request, and can be told to fail.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+
+/// The bearer token the mock shop expects.
+pub const SHOP_TOKEN: &str = "shop-token";
+
+/// One request the shop received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub status: u16,
+    pub at: Instant,
+}
+
+impl Recorded {
+    /// A header's value (names compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// The body as JSON (Null when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A canned answer for the next request.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Scripted {
+    /// An answer with a status and a JSON error body.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: json!({"error": format!("scripted {status}")}).to_string(),
+        }
+    }
+    /// Adds a header.
+    pub fn with_header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    levels: BTreeMap<(String, String), u64>,
+    shipments: BTreeMap<(String, String), Value>,
+    script: VecDeque<Scripted>,
+    down: bool,
+}
+
+/// A running mock shop. Its API lives under `/erp`.
+pub struct ShopMock {
+    state: Arc<Mutex<State>>,
+    port: u16,
+    handle: ServerHandle,
+}
+
+impl ShopMock {
+    /// Starts the shop on a loopback port.
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        Self::start_on(listener)
+    }
+
+    /// Starts the shop on a given listener.
+    pub fn start_on(listener: std::net::TcpListener) -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(State::default()));
+        let data = web::Data::new(state.clone());
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(handle))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Self {
+            state,
+            port,
+            handle,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The base URL the relay is configured with (`shop.base_url`).
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/erp", self.port)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    /// The level the shop shows for (channel, sku), if it was ever set.
+    pub fn level(&self, channel: &str, sku: &str) -> Option<u64> {
+        self.lock()
+            .levels
+            .get(&(channel.to_owned(), sku.to_owned()))
+            .copied()
+    }
+
+    /// Every level the shop holds.
+    pub fn levels(&self) -> BTreeMap<(String, String), u64> {
+        self.lock().levels.clone()
+    }
+
+    /// Every shipment the shop holds, by (order_id, shipment_id).
+    pub fn shipments(&self) -> BTreeMap<(String, String), Value> {
+        self.lock().shipments.clone()
+    }
+
+    /// Answers the next requests with these, in order, without applying them.
+    pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
+        self.lock().script.extend(answers);
+    }
+
+    /// While down, every request is answered 503 (and recorded).
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// Stops the server.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+type Shared = web::Data<Arc<Mutex<State>>>;
+
+async fn handle(req: HttpRequest, body: web::Bytes, state: Shared) -> HttpResponse {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let method = req.method().as_str().to_owned();
+    let path = req.path().to_owned();
+    let (status, headers, answer) = decide(&mut st, &req, &method, &path, &body);
+    st.requests.push(Recorded {
+        method,
+        path,
+        query: req.query_string().to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+        status,
+        at: Instant::now(),
+    });
+    let mut resp = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    for (k, v) in headers {
+        resp.insert_header((k, v));
+    }
+    resp.content_type("application/json").body(answer)
+}
+
+fn decide(
+    st: &mut State,
+    req: &HttpRequest,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, String) {
+    if let Some(s) = st.script.pop_front() {
+        return (s.status, s.headers, s.body);
+    }
+    if st.down {
+        return (
+            503,
+            Vec::new(),
+            json!({"error": "shop is down"}).to_string(),
+        );
+    }
+    let auth = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {SHOP_TOKEN}")) {
+        return (
+            401,
+            Vec::new(),
+            json!({"error": "bad or missing bearer token"}).to_string(),
+        );
+    }
+    let err = |status: u16, msg: &str| (status, Vec::new(), json!({"error": msg}).to_string());
+    let segments: Vec<&str> = path.trim_start_matches("/erp/").split('/').collect();
+    match (method, segments.as_slice()) {
+        ("POST", ["inventory", "levels"]) => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return err(400, "body is not JSON");
+            };
+            let (Some(channel), Some(levels)) = (v["channel"].as_str(), v["levels"].as_array())
+            else {
+                return err(400, "channel and levels are required");
+            };
+            let mut parsed = Vec::new();
+            for l in levels {
+                match (l["sku"].as_str(), l["available"].as_u64()) {
+                    (Some(sku), Some(n)) => parsed.push((sku.to_owned(), n)),
+                    _ => return err(400, "each level needs sku and a whole available >= 0"),
+                }
+            }
+            for (sku, n) in parsed {
+                st.levels.insert((channel.to_owned(), sku), n);
+            }
+            (
+                200,
+                Vec::new(),
+                json!({"accepted": levels.len()}).to_string(),
+            )
+        }
+        ("GET", ["inventory", "levels"]) => {
+            let q = req.query_string();
+            let mut channel = String::new();
+            let mut skus = Vec::new();
+            for pair in q.split('&') {
+                if let Some((k, v)) = pair.split_once('=') {
+                    let v = v.replace('+', " ");
+                    match k {
+                        "channel" => channel = v,
+                        "sku" => skus.push(v),
+                        _ => {}
+                    }
+                }
+            }
+            let levels: Vec<Value> = skus
+                .iter()
+                .filter_map(|s| {
+                    st.levels
+                        .get(&(channel.clone(), s.clone()))
+                        .map(|n| json!({"sku": s, "available": n}))
+                })
+                .collect();
+            (
+                200,
+                Vec::new(),
+                json!({"channel": channel, "levels": levels}).to_string(),
+            )
+        }
+        ("PUT", ["orders", order, "shipments", shipment]) => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return err(400, "body is not JSON");
+            };
+            st.shipments
+                .insert(((*order).to_owned(), (*shipment).to_owned()), v);
+            (200, Vec::new(), json!({"ok": true}).to_string())
+        }
+        ("DELETE", ["orders", order, "shipments", shipment]) => {
+            match st
+                .shipments
+                .remove(&((*order).to_owned(), (*shipment).to_owned()))
+            {
+                Some(_) => (200, Vec::new(), json!({"deleted": true}).to_string()),
+                None => err(404, "no such shipment"),
+            }
+        }
+        _ => err(404, "no such endpoint"),
+    }
+}

@@ -1,0 +1,129 @@
+//! Test harness: an ERPNext emulator, a recording shop and a relay between them, on loopback.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use shoprelay::config::Settings;
+use shoprelay::startup::{Application, Relay, Workers};
+use shoprelay::testkit::{relay_toml, Delivery, ErpEmulator, ShopMock, WEBHOOK_SECRET};
+
+pub const STORES: &str = "Stores - ACME";
+pub const FINISHED: &str = "Finished Goods - ACME";
+pub const ELSEWHERE: &str = "Transit - ACME";
+
+pub struct Harness {
+    pub erp: ErpEmulator,
+    pub shop: ShopMock,
+    pub port: u16,
+    pub relay: Relay,
+    pub handle: ServerHandle,
+    pub dir: tempfile::TempDir,
+    join: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Harness {
+    pub async fn start(workers: Workers) -> Self {
+        Self::start_with(workers, |t| t).await
+    }
+
+    /// Starts with the standard configuration, edited by `edit`.
+    pub async fn start_with(workers: Workers, edit: impl FnOnce(String) -> String) -> Self {
+        let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+        let shop = ShopMock::start().await.expect("shop");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let toml = edit(relay_toml(
+            &erp.url(),
+            &shop.base_url(),
+            &dir.path().join("data"),
+        ));
+        let settings = Settings::from_toml(&toml, &[]).expect("settings");
+        let app = Application::build(settings, workers).await.expect("build");
+        let port = app.port();
+        let relay = app.relay();
+        let handle = app.handle();
+        let join = tokio::spawn(app.run_until_stopped());
+        erp.set_relay(&format!("http://127.0.0.1:{port}"));
+        Self {
+            erp,
+            shop,
+            port,
+            relay,
+            handle,
+            dir,
+            join,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Delivers and asserts that the relay accepted every one.
+    pub async fn deliver(&self, ds: Vec<Delivery>) {
+        for d in &ds {
+            let status = self.erp.deliver(d).await.expect("deliver");
+            assert_eq!(
+                status,
+                200,
+                "delivery of {} refused: {}",
+                d.webhook,
+                String::from_utf8_lossy(&d.body)
+            );
+        }
+    }
+
+    /// Steps the processor and the pusher until both are idle (manual mode).
+    pub async fn settle(&self) {
+        for _ in 0..1000 {
+            let p = self.relay.processor.step().await.expect("process step");
+            let q = self.relay.pusher.step().await.expect("push step");
+            if p.is_idle() && q.is_idle() && self.relay.store.depths().outbox == 0 {
+                return;
+            }
+        }
+        panic!("the relay did not settle");
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.join.await;
+        self.erp.stop().await;
+        self.shop.stop().await;
+    }
+}
+
+/// Waits (polling) until `cond` holds, up to 30 s; panics with `what` and `state()` otherwise.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool, state: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}; state: {}", state());
+}
+
+/// Same as [`wait_until`] for an async condition.
+pub async fn wait_until_async<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Expected level under actual_minus_reserved: floor(sum(actual - reserved) - buffer), >= 0.
+pub fn expected(parts: &[(f64, f64)], buffer: f64) -> u64 {
+    let total: f64 = parts.iter().map(|(a, r)| a - r).sum::<f64>() - buffer;
+    if total > 0.0 {
+        total.floor() as u64
+    } else {
+        0
+    }
+}
