@@ -379,8 +379,9 @@ impl Store {
         Ok(())
     }
 
-    /// The shop refused these levels for good: keep them as a dead letter, take them out of the
-    /// outbox, and forget that they were queued (so a later computation queues them afresh).
+    /// The shop refused these levels for good: keep them as a dead letter and take them out of
+    /// the outbox. The levels stay recorded as queued, so the same value is not sent again
+    /// until it changes or an admin retries the letter.
     pub fn dead_letter(
         &self,
         channel: &str,
@@ -399,22 +400,16 @@ impl Store {
             at_ms,
         };
         let bytes = serde_json::to_vec(&letter)?;
-        (&self.inner.outbox, &self.inner.levels, &self.inner.dead).transaction(
-            |(out, lv, dead)| {
-                for (sku, value) in sent {
-                    let key = key2(channel, sku);
-                    let v = value.to_be_bytes();
-                    if out.get(&key)?.as_deref() == Some(&v[..]) {
-                        out.remove(key.clone())?;
-                    }
-                    if lv.get(&key)?.as_deref() == Some(&v[..]) {
-                        lv.remove(key)?;
-                    }
+        (&self.inner.outbox, &self.inner.dead).transaction(|(out, dead)| {
+            for (sku, value) in sent {
+                let key = key2(channel, sku);
+                if out.get(&key)?.as_deref() == Some(&value.to_be_bytes()[..]) {
+                    out.remove(key)?;
                 }
-                dead.insert(&id.to_be_bytes(), bytes.clone())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            },
-        )?;
+            }
+            dead.insert(&id.to_be_bytes(), bytes.clone())?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        })?;
         Ok(id)
     }
 
@@ -430,8 +425,9 @@ impl Store {
             .collect()
     }
 
-    /// Takes a dead letter out; with `requeue`, its levels go back into the outbox (unless a
-    /// newer value for the same SKU is already there). Returns false when there is no such id.
+    /// Takes a dead letter out; with `requeue`, its SKUs go back into the outbox with their
+    /// current level (never the letter's possibly outdated value). Returns false when there is
+    /// no such id.
     pub fn resolve_dead(&self, id: u64, requeue: bool) -> Result<bool, StoreError> {
         let key = id.to_be_bytes();
         let done = (&self.inner.dead, &self.inner.outbox, &self.inner.levels).transaction(
@@ -441,11 +437,10 @@ impl Store {
                 };
                 if requeue {
                     let letter: DeadLetter = serde_json::from_slice(&bytes).map_err(abort)?;
-                    for (sku, value) in &letter.levels {
+                    for (sku, _) in &letter.levels {
                         let k = key2(&letter.channel, sku);
-                        if out.get(&k)?.is_none() && lv.get(&k)?.is_none() {
-                            out.insert(k.clone(), &value.to_be_bytes())?;
-                            lv.insert(k, &value.to_be_bytes())?;
+                        if let (None, Some(current)) = (out.get(&k)?, lv.get(&k)?) {
+                            out.insert(k, current)?;
                         }
                     }
                 }
@@ -555,9 +550,18 @@ mod tests {
             .dead_letter("web", &sent, Some(400), "bad sku", 1)
             .expect("dead");
         assert_eq!(store.depths().outbox, 0);
-        assert_eq!(store.level("web", "A").expect("level"), None);
+        // The refused value is not queued again by an unchanged computation...
+        assert_eq!(store.queue_levels(&[level("web", "A", 4)]).expect("q"), 0);
+        // ...and a retry sends the current value, not the letter's.
+        store.queue_levels(&[level("web", "A", 9)]).expect("q");
+        store
+            .outbox_acked("web", &[("A".to_owned(), 9)])
+            .expect("ack");
         assert!(store.resolve_dead(id, true).expect("retry"));
-        assert_eq!(store.outbox_batch("web", 10).expect("batch"), sent);
+        assert_eq!(
+            store.outbox_batch("web", 10).expect("batch"),
+            vec![("A".to_owned(), 9)]
+        );
         assert!(!store.resolve_dead(id, true).expect("gone"));
     }
 
