@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
             serve(config).await
         }
         Command::Demo => {
-            shoprelay::telemetry::init("warn,sled=warn,actix_server=warn");
+            shoprelay::telemetry::init("error");
             shoprelay::demo::run().await.map_err(|e| error_chain(&*e))
         }
     };

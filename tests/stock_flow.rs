@@ -268,12 +268,9 @@ async fn a_shop_that_is_down_gets_everything_once_it_is_back() {
     let mut retried = 0;
     for r in h.shop.requests() {
         let key = r.header("idempotency-key").expect("key").to_owned();
-        match key_of.insert(r.body.clone(), key.clone()) {
-            Some(old) => {
-                assert_eq!(old, key, "same body, other key");
-                retried += 1;
-            }
-            None => {}
+        if let Some(old) = key_of.insert(r.body.clone(), key.clone()) {
+            assert_eq!(old, key, "same body, other key");
+            retried += 1;
         }
     }
     assert!(retried > 0, "some body was retried as it was");

@@ -295,6 +295,11 @@ impl ErpEmulator {
     /// Sends one delivery the way Frappe's `enqueue_webhook` does (one attempt); returns the
     /// status the relay answered.
     pub async fn deliver(&self, d: &Delivery) -> Result<u16, reqwest::Error> {
+        Ok(self.deliver_with_answer(d).await?.0)
+    }
+
+    /// Like [`ErpEmulator::deliver`], also returning the relay's answer body.
+    pub async fn deliver_with_answer(&self, d: &Delivery) -> Result<(u16, String), reqwest::Error> {
         let mut req = self
             .http
             .post(&d.url)
@@ -305,7 +310,9 @@ impl ErpEmulator {
         for (k, v) in &d.headers {
             req = req.header(k, v);
         }
-        Ok(req.send().await?.status().as_u16())
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await?))
     }
 
     /// Delivers each in order; returns the statuses.

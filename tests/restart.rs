@@ -1,0 +1,150 @@
+//! The real binary, killed and restarted: nothing it acknowledged is lost.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::{expected, wait_until, FINISHED, STORES};
+use shoprelay::testkit::{relay_toml, ErpEmulator, ShopMock, WEBHOOK_SECRET};
+
+struct Relay {
+    child: Child,
+    port: u16,
+}
+
+fn spawn(config: &Path, log: &Path) -> Relay {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shoprelay"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn shoprelay");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    Relay { child, port }
+}
+
+fn terminate(mut relay: Relay) {
+    let status = Command::new("kill")
+        .args(["-TERM", &relay.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = relay.child.wait().expect("wait");
+    assert!(exit.success(), "graceful stop exits 0, got {exit:?}");
+}
+
+async fn setup() -> (ErpEmulator, ShopMock, tempfile::TempDir, std::path::PathBuf) {
+    let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+    let shop = ShopMock::start().await.expect("shop");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("shoprelay.toml");
+    std::fs::write(
+        &config,
+        relay_toml(&erp.url(), &shop.base_url(), &dir.path().join("data")),
+    )
+    .expect("config");
+    (erp, shop, dir, config)
+}
+
+/// Moves stock for 30 items, delivering every webhook; returns what the web channel must show.
+async fn burst(erp: &ErpEmulator, relay_port: u16) -> BTreeMap<String, u64> {
+    erp.set_relay(&format!("http://127.0.0.1:{relay_port}"));
+    let mut want = BTreeMap::new();
+    for i in 0..30u64 {
+        let item = format!("K{i:02}");
+        let ds = [
+            erp.stock_move(&item, STORES, (i + 1) as f64).expect("move"),
+            erp.stock_move(&item, FINISHED, 2.0).expect("move"),
+        ]
+        .concat();
+        let statuses = erp.deliver_all(&ds).await.expect("deliver");
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+        want.insert(item, expected(&[((i + 1) as f64, 0.0), (2.0, 0.0)], 0.0));
+    }
+    want
+}
+
+fn web_levels(shop: &ShopMock) -> BTreeMap<String, u64> {
+    shop.levels()
+        .into_iter()
+        .filter(|((c, _), _)| c == "web")
+        .map(|((_, s), v)| (s, v))
+        .collect()
+}
+
+#[tokio::test]
+async fn sigkill_after_acknowledging_loses_nothing() {
+    let (erp, shop, dir, config) = setup().await;
+    let log = dir.path().join("relay.log");
+    shop.set_down(true);
+    let mut relay = spawn(&config, &log);
+    let want = burst(&erp, relay.port).await;
+    // Killed at once after the last 200: inbox, dirty items and outbox may all hold work.
+    relay.child.kill().expect("SIGKILL");
+    relay.child.wait().expect("wait");
+    assert!(
+        web_levels(&shop).is_empty(),
+        "the shop was down the whole time"
+    );
+    shop.set_down(false);
+    let mut relay = spawn(&config, &log);
+    wait_until(
+        "every acknowledged change in the shop",
+        || web_levels(&shop) == want,
+        || {
+            format!(
+                "{:?}\nlog:\n{}",
+                web_levels(&shop),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        },
+    )
+    .await;
+    relay.child.kill().expect("kill");
+    let _ = relay.child.wait();
+}
+
+#[tokio::test]
+async fn a_graceful_restart_with_pushes_pending_resumes_them() {
+    let (erp, shop, dir, config) = setup().await;
+    let log = dir.path().join("relay.log");
+    shop.set_down(true);
+    let relay = spawn(&config, &log);
+    let want = burst(&erp, relay.port).await;
+    wait_until(
+        "pushes attempted and failing",
+        || shop.requests().iter().any(|r| r.status == 503),
+        || format!("{}", shop.requests().len()),
+    )
+    .await;
+    terminate(relay);
+    shop.set_down(false);
+    let relay = spawn(&config, &log);
+    wait_until(
+        "pending pushes delivered",
+        || web_levels(&shop) == want,
+        || format!("{:?}", web_levels(&shop)),
+    )
+    .await;
+    terminate(relay);
+}
