@@ -26,6 +26,19 @@ fn doctypes() -> BTreeMap<String, DoctypeDef> {
         .unwrap_or_default()
 }
 
+/// The (fieldname, fieldtype, child doctype) of every data field of `doctype`, in field order.
+pub fn fields(doctype: &str) -> Vec<(String, String, Option<String>)> {
+    doctypes()
+        .get(doctype)
+        .map(|d| {
+            d.fields
+                .iter()
+                .filter_map(|f| Some((f.first()?.clone(), f.get(1)?.clone(), f.get(2).cloned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn default_for(fieldtype: &str) -> Value {
     match fieldtype {
         "Float" | "Currency" | "Percent" => Value::from(0.0),
