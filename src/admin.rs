@@ -252,14 +252,7 @@ async fn retry_dead(
     path: web::Path<u64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
-    authorize(&req, &state)?;
-    let id = path.into_inner();
-    if !state.store.resolve_dead(id, true)? {
-        return Err(AdminError::NotFound(id));
-    }
-    state.store.durable().await?;
-    state.wake_pusher.notify_one();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"retried": id})))
+    resolve_dead(req, path.into_inner(), state, true).await
 }
 
 async fn discard_dead(
@@ -267,13 +260,26 @@ async fn discard_dead(
     path: web::Path<u64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
+    resolve_dead(req, path.into_inner(), state, false).await
+}
+
+/// Retries (re-queues) or discards one dead letter.
+async fn resolve_dead(
+    req: HttpRequest,
+    id: u64,
+    state: web::Data<AppState>,
+    requeue: bool,
+) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
-    let id = path.into_inner();
-    if !state.store.resolve_dead(id, false)? {
+    if !state.store.resolve_dead(id, requeue)? {
         return Err(AdminError::NotFound(id));
     }
     state.store.durable().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"discarded": id})))
+    if requeue {
+        state.wake_pusher.notify_one();
+    }
+    let verb = if requeue { "retried" } else { "discarded" };
+    Ok(HttpResponse::Ok().json(serde_json::json!({ verb: id })))
 }
 
 /// Registers the health, metrics and admin routes.

@@ -14,6 +14,7 @@
 //! - [`erpnext`]: the REST client and the shipped Webhook documents.
 //! - [`processor`]: inbox events to dirty items to read-back to levels.
 //! - [`availability`]: pure: Bin rows and a channel to a sellable level.
+//! - [`http`]: the authorised HTTP client builder shared by the ERPNext and shop clients.
 //! - [`shop`]: the shop client, the retry policy and the push agent.
 //! - [`admin`]: health, metrics and the admin API.
 //! - [`demo`]: `shoprelay demo`, the relay between a simulated ERPNext and shop.
@@ -24,6 +25,7 @@ pub mod availability;
 pub mod config;
 pub mod demo;
 pub mod erpnext;
+pub mod http;
 pub mod inbound;
 pub mod model;
 pub mod processor;

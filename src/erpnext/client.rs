@@ -2,13 +2,11 @@
 //! paging (`limit_start`, `limit_page_length`; the server's default page is 20 rows), and
 //! Frappe error bodies decoded into plain words.
 
-use std::time::Duration;
-
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::ErpnextSettings;
+use crate::http::{authorized_client, ClientSetupError};
 use crate::model::BinRow;
 
 /// A failed ERPNext call. Never contains the API key or secret.
@@ -24,6 +22,8 @@ pub enum ErpError {
     },
     #[error("ERPNext's answer could not be understood: {0}")]
     Decode(String),
+    #[error("cannot set up the ERPNext client")]
+    Setup(#[from] ClientSetupError),
 }
 
 impl ErpError {
@@ -113,25 +113,15 @@ pub struct ErpClient {
 impl ErpClient {
     /// Builds a client with the site's URL and token credentials.
     pub fn new(settings: &ErpnextSettings) -> Result<Self, ErpError> {
-        let mut auth = HeaderValue::from_str(&format!(
-            "token {}:{}",
-            settings.api_key.expose(),
-            settings.api_secret.expose()
-        ))
-        .map_err(|_| {
-            ErpError::Decode(
-                "the API key or secret contains characters not allowed in a header".into(),
-            )
-        })?;
-        auth.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(Duration::from_secs(settings.timeout_secs))
-            .user_agent(concat!("shoprelay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ErpError::Transport)?;
+        let http = authorized_client(
+            &format!(
+                "token {}:{}",
+                settings.api_key.expose(),
+                settings.api_secret.expose()
+            ),
+            "ERPNext API key or secret",
+            settings.timeout_secs,
+        )?;
         Ok(Self {
             http,
             base: settings.url.as_str().trim_end_matches('/').to_owned(),

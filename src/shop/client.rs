@@ -1,19 +1,25 @@
 //! The shop's HTTP client: bearer token, JSON bodies, an Idempotency-Key derived from the body,
 //! and Standard Webhooks signatures when `shop.signing_secret` is set.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Secret, ShopSettings};
+use crate::http::{authorized_client, ClientSetupError};
 use crate::inbound::signature::standard_signature;
 
-/// A request that got no HTTP answer (connection refused, timeout, ...): always retried.
+/// A shop call that got no HTTP answer (connection refused, timeout, ...: always retried), or a
+/// client that could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("the shop could not be reached: {0}")]
-pub struct ShopError(#[source] pub reqwest::Error);
+pub enum ShopError {
+    #[error("the shop could not be reached: {0}")]
+    Transport(#[source] reqwest::Error),
+    #[error("cannot set up the shop client")]
+    Setup(#[from] ClientSetupError),
+}
 
 /// The shop's answer, kept for retry decisions and dead letters.
 #[derive(Debug, Clone)]
@@ -62,17 +68,11 @@ pub fn idempotency_key(method: &str, path: &str, body: &[u8]) -> String {
 
 impl ShopClient {
     pub fn new(settings: &ShopSettings) -> Result<Self, ShopError> {
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", settings.token.expose()))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
-        auth.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(Duration::from_secs(settings.timeout_secs))
-            .user_agent(concat!("shoprelay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ShopError)?;
+        let http = authorized_client(
+            &format!("Bearer {}", settings.token.expose()),
+            "shop token",
+            settings.timeout_secs,
+        )?;
         Ok(Self {
             http,
             base: settings.base_url.as_str().trim_end_matches('/').to_owned(),
@@ -110,7 +110,7 @@ impl ShopClient {
         if let Some(body) = body {
             req = req.header(CONTENT_TYPE, "application/json").body(body);
         }
-        let resp = req.send().await.map_err(ShopError)?;
+        let resp = req.send().await.map_err(ShopError::Transport)?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()

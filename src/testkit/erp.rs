@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::frappe::{as_dict, render, Delivery, RenderError};
@@ -137,19 +137,11 @@ impl ErpEmulator {
         }));
         let data = web::Data::new(state.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
+        let (port, handle) = super::spawn_server(listener, move |cfg| {
+            cfg.app_data(data.clone())
                 .route("/api/resource/{doctype}", web::get().to(list))
-                .route("/api/resource/{doctype}/{name}", web::get().to(get_one))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+                .route("/api/resource/{doctype}/{name}", web::get().to(get_one));
+        })?;
         Ok(Self {
             state,
             port,

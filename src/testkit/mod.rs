@@ -10,6 +10,24 @@ pub use erp::ErpEmulator;
 pub use frappe::Delivery;
 pub use shop::{Scripted, ShopMock};
 
+/// Starts a one-worker actix server on `listener` with the routes `configure` sets up, on the
+/// current tokio runtime; returns its port and a handle to stop it.
+pub(crate) fn spawn_server(
+    listener: std::net::TcpListener,
+    configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+) -> std::io::Result<(u16, actix_web::dev::ServerHandle)> {
+    let port = listener.local_addr()?.port();
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)?
+            .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((port, handle))
+}
+
 /// The webhook secret the emulator signs with and the relay is configured with.
 pub const WEBHOOK_SECRET: &str = "emulator-webhook-secret";
 

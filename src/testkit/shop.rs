@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 /// The bearer token the mock shop expects.
@@ -89,18 +89,9 @@ impl ShopMock {
     pub fn start_on(listener: std::net::TcpListener) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(State::default()));
         let data = web::Data::new(state.clone());
-        let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(handle))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let (port, handle) = super::spawn_server(listener, move |cfg| {
+            cfg.app_data(data.clone()).default_service(web::to(handle));
+        })?;
         Ok(Self {
             state,
             port,
