@@ -33,6 +33,9 @@ pub struct Metrics {
     push_failures: AtomicU64,
     dead_letters: AtomicU64,
     processor_errors: AtomicU64,
+    shipments_pushed: AtomicU64,
+    returns_skipped: AtomicU64,
+    rows_without_order: AtomicU64,
     last_event_ms: AtomicU64,
     last_push_ms: AtomicU64,
 }
@@ -57,6 +60,17 @@ impl Metrics {
         self.levels_pushed
             .fetch_add(levels as u64, Ordering::Relaxed);
         self.last_push_ms.store(now_ms(), Ordering::Relaxed);
+    }
+    pub(crate) fn shipment_pushed(&self) {
+        self.shipments_pushed.fetch_add(1, Ordering::Relaxed);
+        self.last_push_ms.store(now_ms(), Ordering::Relaxed);
+    }
+    pub(crate) fn return_skipped(&self) {
+        self.returns_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn rows_without_order(&self, n: usize) {
+        self.rows_without_order
+            .fetch_add(n as u64, Ordering::Relaxed);
     }
     pub(crate) fn push_failed(&self) {
         self.push_failures.fetch_add(1, Ordering::Relaxed);
@@ -122,6 +136,27 @@ impl Metrics {
             g(&self.levels_pushed),
         );
         line(
+            "shoprelay_shipments_pushed_total",
+            "counter",
+            "Shipment PUTs and DELETEs the shop accepted.",
+            "",
+            g(&self.shipments_pushed),
+        );
+        line(
+            "shoprelay_returns_skipped_total",
+            "counter",
+            "Return delivery notes (not shipments).",
+            "",
+            g(&self.returns_skipped),
+        );
+        line(
+            "shoprelay_rows_without_order_total",
+            "counter",
+            "Delivery note rows with no Sales Order or no shop order id.",
+            "",
+            g(&self.rows_without_order),
+        );
+        line(
             "shoprelay_push_failures_total",
             "counter",
             "Push requests that will be retried.",
@@ -147,6 +182,8 @@ impl Metrics {
             ("dirty", d.dirty),
             ("outbox", d.outbox),
             ("dead", d.dead),
+            ("dirty_documents", d.dirty_docs),
+            ("shipment_outbox", d.shipment_outbox),
         ] {
             line(
                 "shoprelay_queue_depth",

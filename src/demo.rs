@@ -39,14 +39,21 @@ impl Demo {
 
     /// Waits until the shop shows `want`, then prints the requests it received meanwhile.
     async fn expect(&mut self, want: &[(&str, &str, u64)]) -> DemoResult<()> {
+        let what = format!("{want:?}");
+        self.until(
+            |shop| want.iter().all(|(c, s, v)| shop.level(c, s) == Some(*v)),
+            &what,
+        )
+        .await
+    }
+
+    /// Waits until `done` holds for the shop, then prints the requests it received meanwhile.
+    async fn until(&mut self, done: impl Fn(&ShopMock) -> bool, what: &str) -> DemoResult<()> {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !want
-            .iter()
-            .all(|(c, s, v)| self.shop.level(c, s) == Some(*v))
-        {
+        while !done(&self.shop) {
             if Instant::now() > deadline {
                 return Err(format!(
-                    "the shop did not reach {want:?}; it holds {:?}",
+                    "the shop did not reach {what}; it holds {:?}",
                     self.shop.levels()
                 )
                 .into());
@@ -56,25 +63,29 @@ impl Demo {
         let reqs = self.shop.requests();
         for r in &reqs[self.seen..] {
             let body = r.json();
-            let levels: Vec<String> = body["levels"]
-                .as_array()
-                .map(|ls| {
+            let detail = match body["levels"].as_array() {
+                Some(ls) => format!(
+                    "channel={} {}",
+                    body["channel"].as_str().unwrap_or("?"),
                     ls.iter()
                         .map(|l| format!("{}={}", l["sku"].as_str().unwrap_or("?"), l["available"]))
-                        .collect()
-                })
-                .unwrap_or_default();
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                None if r.method == "PUT" => format!(
+                    "carrier={} tracking={} items={}",
+                    body["carrier"], body["tracking_number"], body["items"]
+                ),
+                None => String::new(),
+            };
             let answer = if r.status == 200 {
                 "ok".to_owned()
             } else {
                 format!("{} (will retry)", r.status)
             };
             println!(
-                "  relay -> shop     {} {} channel={} {}  -> {answer}",
-                r.method,
-                r.path,
-                body["channel"].as_str().unwrap_or("?"),
-                levels.join(" ")
+                "  relay -> shop     {} {} {detail}  -> {answer}",
+                r.method, r.path
             );
         }
         self.seen = reqs.len();
@@ -167,15 +178,61 @@ pub async fn run() -> DemoResult<()> {
     demo.send(&ds[..1]).await?;
 
     step(
-        "6. The Sales Order is cancelled",
+        "6. Shop order SHOP-1002 for 2 chairs is delivered",
+        "Its Sales Order reserves 2; the Delivery Note (transporter DHL, receipt LR-4711) ships them.\n\
+         The shop gets the shipment under its own order id, read from the Sales Order's po_no.",
+    );
+    let (so2, ds) = demo
+        .erp
+        .submit_sales_order("SHOP-1002", &[("CHAIR", STORES, 2.0)])?;
+    demo.send(&ds).await?;
+    demo.expect(&[("web", "CHAIR", 18)]).await?;
+    let transport = crate::testkit::erp::Transport {
+        transporter_name: Some("DHL"),
+        lr_no: Some("LR-4711"),
+    };
+    let (dn, ds) =
+        demo.erp
+            .submit_delivery_note(&[(Some(&so2), "CHAIR", STORES, 2.0)], transport, None)?;
+    demo.send(&ds).await?;
+    let key = ("SHOP-1002".to_owned(), dn.clone());
+    demo.until(|shop| shop.shipments().contains_key(&key), "the shipment")
+        .await?;
+
+    step(
+        "7. The carrier's tracking number arrives on a Shipment document",
+        "The relay PUTs the same shipment again, now with the carrier's tracking.",
+    );
+    let (_, ds) = demo.erp.submit_shipment(
+        &[&dn],
+        Some("UPS"),
+        Some("1Z999AA10123456784"),
+        Some("https://track.example/1Z999AA10123456784"),
+    )?;
+    demo.send(&ds).await?;
+    demo.until(
+        |shop| {
+            shop.shipments()
+                .get(&key)
+                .is_some_and(|s| s["tracking_number"] == "1Z999AA10123456784")
+        },
+        "the tracking",
+    )
+    .await?;
+
+    step(
+        "8. The first Sales Order is cancelled",
         "The reservation is released; the shop can sell those 3 again.",
     );
     let ds = demo.erp.cancel_sales_order(&so)?;
     demo.send(&ds).await?;
-    demo.expect(&[("web", "CHAIR", 23), ("marketplace", "CHAIR", 16)])
+    demo.expect(&[("web", "CHAIR", 21), ("marketplace", "CHAIR", 14)])
         .await?;
 
     println!("\nThe shop now shows: {:?}", demo.shop.levels());
+    for ((order, shipment), body) in demo.shop.shipments() {
+        println!("and shipment {shipment} of order {order}: {body}");
+    }
     println!(
         "Every level was sent as an absolute number, read from ERPNext, never from a payload."
     );

@@ -12,8 +12,9 @@
 //! - [`inbound`]: signature checks and the `POST /webhooks/erpnext` handler.
 //! - [`store`]: the only module that touches sled (dedup, inbox, dirty items, outbox, dead letters).
 //! - [`erpnext`]: the REST client and the shipped Webhook documents.
-//! - [`processor`]: inbox events to dirty items to read-back to levels.
+//! - [`processor`]: inbox events to dirty items and documents, read back, to levels and shipments.
 //! - [`availability`]: pure: Bin rows and a channel to a sellable level.
+//! - [`shipments`]: pure: a Delivery Note, its orders and its tracking to the shop's shipments.
 //! - [`http`]: the authorised HTTP client builder shared by the ERPNext and shop clients.
 //! - [`shop`]: the shop client, the retry policy and the push agent.
 //! - [`admin`]: health, metrics and the admin API.
@@ -29,6 +30,7 @@ pub mod http;
 pub mod inbound;
 pub mod model;
 pub mod processor;
+pub mod shipments;
 pub mod shop;
 pub mod startup;
 pub mod store;

@@ -103,3 +103,42 @@ mod tests {
         );
     }
 }
+
+/// Documents the relay reads back whole when a webhook names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DocKind {
+    #[serde(rename = "Delivery Note")]
+    DeliveryNote,
+    #[serde(rename = "Shipment")]
+    Shipment,
+}
+
+impl DocKind {
+    /// The ERPNext doctype name.
+    pub fn doctype(self) -> &'static str {
+        match self {
+            DocKind::DeliveryNote => "Delivery Note",
+            DocKind::Shipment => "Shipment",
+        }
+    }
+}
+
+/// Carrier and tracking that a Shipment document adds to a delivery note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracking {
+    pub shipment: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub modified: Modified,
+    /// False once the Shipment is cancelled.
+    pub active: bool,
+}
+
+/// What the shop should hold for one shipment: a PUT of `body`, or (None) no shipment at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentOp {
+    pub order_id: String,
+    pub shipment_id: String,
+    pub put: Option<serde_json::Value>,
+}

@@ -3,12 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::admin::Metrics;
 use crate::availability::channel_level;
 use crate::config::Channel;
 use crate::erpnext::{ErpClient, ErpError};
 use crate::inbound::erpnext::{ErpEvent, InboxRecord};
-use crate::model::{BinRow, Level};
+use crate::model::{BinRow, DocKind, Level};
+use crate::shipments::{plan, sales_orders, DeliveryNoteDoc, ShipmentDoc};
 use crate::store::{Store, StoreError};
+use std::sync::Arc;
 
 /// Why a processing step stopped; the work it did not finish stays in the store.
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +33,16 @@ pub struct StepReport {
     pub queued: usize,
     /// Read-back rows ignored because a newer one was already stored.
     pub stale_rows: usize,
+    /// Delivery Notes and Shipments read back.
+    pub documents: usize,
+    /// Shipment operations queued for the shop.
+    pub shipments_queued: usize,
 }
 
 impl StepReport {
     /// True when the step found nothing to do.
     pub fn is_idle(&self) -> bool {
-        self.events == 0 && self.items == 0
+        self.events == 0 && self.items == 0 && self.documents == 0
     }
 }
 
@@ -47,10 +54,19 @@ pub struct Processor {
     warehouses: Vec<String>,
     inbox_batch: usize,
     dirty_batch: usize,
+    order_id_field: String,
+    metrics: Arc<Metrics>,
 }
 
 impl Processor {
-    pub fn new(store: Store, erp: ErpClient, channels: Vec<Channel>, dirty_batch: usize) -> Self {
+    pub fn new(
+        store: Store,
+        erp: ErpClient,
+        channels: Vec<Channel>,
+        dirty_batch: usize,
+        order_id_field: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let warehouses: BTreeSet<String> = channels
             .iter()
             .flat_map(|c| c.warehouses.iter().cloned())
@@ -62,6 +78,8 @@ impl Processor {
             warehouses: warehouses.into_iter().collect(),
             inbox_batch: 1000,
             dirty_batch: dirty_batch.max(1),
+            order_id_field,
+            metrics,
         }
     }
 
@@ -71,6 +89,9 @@ impl Processor {
             events: self.drain_inbox()?,
             ..StepReport::default()
         };
+        let (documents, shipments_queued) = self.refresh_documents().await?;
+        report.documents = documents;
+        report.shipments_queued = shipments_queued;
         let dirty = self.store.dirty_batch(self.dirty_batch)?;
         if dirty.is_empty() {
             return Ok(report);
@@ -91,14 +112,25 @@ impl Processor {
             return Ok(0);
         }
         let mut items: BTreeSet<String> = BTreeSet::new();
+        let mut docs: BTreeSet<(DocKind, String)> = BTreeSet::new();
         let mut ids = Vec::with_capacity(batch.len());
         for (id, bytes) in &batch {
             ids.push(*id);
             match serde_json::from_slice::<InboxRecord>(bytes) {
                 Ok(InboxRecord {
+                    event: ErpEvent::Document { doc, name, .. },
+                    ..
+                }) => {
+                    docs.insert((doc, name));
+                }
+                Ok(InboxRecord {
                     event: ErpEvent::Stock(signal),
                     ..
                 }) => {
+                    if let (true, Some(so)) = (signal.doctype == "Sales Order", &signal.name) {
+                        // Its shop order id may have changed (po_no is allow_on_submit).
+                        self.store.forget_so(so)?;
+                    }
                     for (item, wh) in signal.keys {
                         if self.warehouses.binary_search(&wh).is_ok() {
                             items.insert(item);
@@ -118,8 +150,101 @@ impl Processor {
             }
         }
         let items: Vec<String> = items.into_iter().collect();
-        self.store.inbox_done(&ids, &items)?;
+        let docs: Vec<(DocKind, String)> = docs.into_iter().collect();
+        self.store.inbox_done(&ids, &items, &docs)?;
         Ok(batch.len())
+    }
+
+    /// Reads back dirty Shipments (recording their tracking and marking their delivery notes
+    /// dirty), then dirty Delivery Notes, and queues the shipments they come to.
+    async fn refresh_documents(&self) -> Result<(usize, usize), ProcessError> {
+        let mut documents = 0;
+        for (name, stamp) in self
+            .store
+            .dirty_docs_batch(DocKind::Shipment, self.dirty_batch)?
+        {
+            if let Some(doc) = self
+                .erp
+                .get_doc::<ShipmentDoc>(DocKind::Shipment.doctype(), &name)
+                .await?
+            {
+                let mut notes = Vec::new();
+                for (dn, tracking) in doc.trackings() {
+                    self.store.set_tracking(&dn, &tracking)?;
+                    notes.push((DocKind::DeliveryNote, dn));
+                }
+                self.store.mark_docs_dirty(&notes)?;
+            }
+            self.store
+                .dirty_doc_clear(DocKind::Shipment, &name, stamp)?;
+            documents += 1;
+        }
+        let mut queued = 0;
+        for (name, stamp) in self
+            .store
+            .dirty_docs_batch(DocKind::DeliveryNote, self.dirty_batch)?
+        {
+            if let Some(dn) = self
+                .erp
+                .get_doc::<DeliveryNoteDoc>(DocKind::DeliveryNote.doctype(), &name)
+                .await?
+            {
+                let mut orders = BTreeMap::new();
+                for so in sales_orders(&dn) {
+                    let id = self.order_id(&so).await?;
+                    orders.insert(so, id);
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis() as u64;
+                let shipped_at = if dn.docstatus == 1 {
+                    self.store.shipped_at(&name, now)?
+                } else {
+                    now
+                };
+                let trackings = self.store.trackings(&name)?;
+                let p = plan(
+                    &dn,
+                    |so| orders.get(so).cloned().flatten(),
+                    &trackings,
+                    shipped_at,
+                );
+                if p.is_return {
+                    self.metrics.return_skipped();
+                }
+                if p.skipped_rows > 0 {
+                    self.metrics.rows_without_order(p.skipped_rows);
+                    tracing::info!(
+                        delivery_note = name,
+                        rows = p.skipped_rows,
+                        "rows without a shop order skipped"
+                    );
+                }
+                queued += self.store.queue_shipments(&p.ops)?;
+            }
+            self.store
+                .dirty_doc_clear(DocKind::DeliveryNote, &name, stamp)?;
+            documents += 1;
+        }
+        Ok((documents, queued))
+    }
+
+    /// The shop order id of a Sales Order (its `erpnext.order_id_field`), cached in the store.
+    async fn order_id(&self, so: &str) -> Result<Option<String>, ProcessError> {
+        if let Some(cached) = self.store.so_order_id(so)? {
+            return Ok(cached);
+        }
+        let doc: Option<serde_json::Value> = self.erp.get_doc("Sales Order", so).await?;
+        let id = doc
+            .as_ref()
+            .and_then(|d| d.get(&self.order_id_field))
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        self.store.set_so_order_id(so, id.as_deref())?;
+        Ok(id)
     }
 
     /// Stores the read-back rows and queues the levels of `items` on every channel.

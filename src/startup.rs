@@ -93,6 +93,8 @@ impl Application {
             erp,
             settings.channels.clone(),
             settings.erpnext.readback_batch * 4,
+            settings.erpnext.order_id_field.clone(),
+            metrics.clone(),
         );
         let pusher = PushAgent::new(store.clone(), shop, &settings.shop, metrics.clone());
         let relay = Relay {
@@ -198,7 +200,7 @@ async fn processing_loop(relay: Relay) {
         match relay.processor.step().await {
             Ok(report) => {
                 failures = 0;
-                if report.queued > 0 {
+                if report.queued > 0 || report.shipments_queued > 0 {
                     relay.wake_pusher.notify_one();
                 }
                 if report.is_idle() {

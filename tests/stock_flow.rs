@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{expected, wait_until, Harness, ELSEWHERE, FINISHED, STORES};
-use serde_json::Value;
 use shoprelay::startup::Workers;
 use shoprelay::testkit::Scripted;
 
@@ -325,15 +324,7 @@ async fn a_refused_push_is_dead_lettered_with_the_shops_answer_and_can_be_retrie
         || format!("{:?}", h.relay.store.depths()),
     )
     .await;
-    let listed: Value = client
-        .get(h.url("/admin/dead-letters"))
-        .header(auth.0, auth.1)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let listed = h.dead_letters().await;
     let letter = &listed["dead_letters"][0];
     assert_eq!(letter["status"], 422);
     assert!(letter["response"]
@@ -391,14 +382,7 @@ async fn a_refused_push_is_dead_lettered_with_the_shops_answer_and_can_be_retrie
     )
     .await;
     assert_eq!(h.relay.store.depths().dead, 0);
-    let metrics = client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("shoprelay_dead_letters_total 1"),
         "{metrics}"

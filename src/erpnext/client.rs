@@ -33,6 +33,19 @@ impl ErpError {
     }
 }
 
+/// Percent-encodes one URL path segment (everything but unreserved characters).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Strips HTML tags from a Frappe message.
 fn plain(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -131,7 +144,7 @@ impl ErpClient {
     }
 
     fn resource_url(&self, doctype: &str) -> String {
-        format!("{}/api/resource/{}", self.base, doctype.replace(' ', "%20"))
+        format!("{}/api/resource/{}", self.base, encode_segment(doctype))
     }
 
     async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ErpError> {
@@ -198,6 +211,30 @@ impl ErpClient {
             if n < self.page_size {
                 return Ok(out);
             }
+        }
+    }
+
+    /// One document (`GET /api/resource/{doctype}/{name}`), None when ERPNext says 404.
+    pub async fn get_doc<T: DeserializeOwned>(
+        &self,
+        doctype: &str,
+        name: &str,
+    ) -> Result<Option<T>, ErpError> {
+        #[derive(serde::Deserialize)]
+        struct Data<T> {
+            data: T,
+        }
+        let url = format!("{}/{}", self.resource_url(doctype), encode_segment(name));
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(ErpError::Transport)?;
+        match Self::decode::<Data<T>>(resp).await {
+            Ok(d) => Ok(Some(d.data)),
+            Err(ErpError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

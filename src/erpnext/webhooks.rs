@@ -42,13 +42,18 @@ macro_rules! shipped_files {
     };
 }
 
-const FILES: [(&str, &str); 6] = shipped_files!(
+const FILES: [(&str, &str); 11] = shipped_files!(
     "shoprelay-bin-after_insert.json",
     "shoprelay-bin-on_change.json",
     "shoprelay-stock_ledger_entry-after_insert.json",
     "shoprelay-sales_order-on_submit.json",
     "shoprelay-sales_order-on_cancel.json",
     "shoprelay-sales_order-on_change.json",
+    "shoprelay-delivery_note-on_submit.json",
+    "shoprelay-delivery_note-on_cancel.json",
+    "shoprelay-shipment-on_submit.json",
+    "shoprelay-shipment-on_change.json",
+    "shoprelay-shipment-on_cancel.json",
 );
 
 /// Every shipped Webhook document, parsed. A file that does not parse is a build defect and

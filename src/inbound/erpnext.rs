@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{read_body, signature, InboundError};
-use crate::model::StockSignal;
+use crate::model::{DocKind, StockSignal};
 use crate::startup::AppState;
 use crate::store::Ingested;
 
@@ -20,6 +20,12 @@ pub const SIGNATURE_HEADER: &str = "X-Frappe-Webhook-Signature";
 pub enum ErpEvent {
     /// Stock may have changed for these (item, warehouse) pairs.
     Stock(StockSignal),
+    /// A Delivery Note or Shipment changed; the relay reads it back.
+    Document {
+        doc: DocKind,
+        event: Option<String>,
+        name: String,
+    },
 }
 
 /// An inbox record: the parsed event and when it arrived.
@@ -29,8 +35,8 @@ pub struct InboxRecord {
     pub event: ErpEvent,
 }
 
-/// The doctypes and events shoprelay understands as stock signals.
-const STOCK_EVENTS: [(&str, &[&str]); 3] = [
+/// The doctypes and events shoprelay understands.
+const KNOWN_EVENTS: [(&str, &[&str]); 5] = [
     ("Bin", &["after_insert", "on_update", "on_change"]),
     ("Stock Ledger Entry", &["after_insert", "on_update"]),
     (
@@ -40,6 +46,24 @@ const STOCK_EVENTS: [(&str, &[&str]); 3] = [
             "on_cancel",
             "on_change",
             "on_update",
+            "on_update_after_submit",
+        ],
+    ),
+    (
+        "Delivery Note",
+        &[
+            "on_submit",
+            "on_cancel",
+            "on_change",
+            "on_update_after_submit",
+        ],
+    ),
+    (
+        "Shipment",
+        &[
+            "on_submit",
+            "on_cancel",
+            "on_change",
             "on_update_after_submit",
         ],
     ),
@@ -77,8 +101,8 @@ pub fn parse_event(body: &[u8]) -> Result<ErpEvent, InboundError> {
             ))
         }
     };
-    let Some((doctype, events)) = STOCK_EVENTS.iter().find(|(d, _)| *d == doctype) else {
-        let known: Vec<&str> = STOCK_EVENTS.iter().map(|(d, _)| *d).collect();
+    let Some((doctype, events)) = KNOWN_EVENTS.iter().find(|(d, _)| *d == doctype) else {
+        let known: Vec<&str> = KNOWN_EVENTS.iter().map(|(d, _)| *d).collect();
         return Err(unprocessable(format!(
             "unknown doctype \"{doctype}\"; shoprelay handles {}",
             known.join(", ")
@@ -93,6 +117,23 @@ pub fn parse_event(body: &[u8]) -> Result<ErpEvent, InboundError> {
                 events.join(", ")
             )));
         }
+    }
+    let document = match *doctype {
+        "Delivery Note" => Some(DocKind::DeliveryNote),
+        "Shipment" => Some(DocKind::Shipment),
+        _ => None,
+    };
+    if let Some(doc) = document {
+        let Some(name) = text(&obj, "name") else {
+            return Err(unprocessable(format!(
+                "a {doctype} event needs its \"name\""
+            )));
+        };
+        return Ok(ErpEvent::Document {
+            doc,
+            event,
+            name: name.to_owned(),
+        });
     }
     let keys = match *doctype {
         "Sales Order" => sales_order_keys(&obj)?,
@@ -191,6 +232,7 @@ mod tests {
     fn keys(body: &str) -> Vec<(String, String)> {
         match parse_event(body.as_bytes()) {
             Ok(ErpEvent::Stock(s)) => s.keys,
+            Ok(other) => panic!("{body}: not a stock signal: {other:?}"),
             Err(e) => panic!("{body}: {e}"),
         }
     }
@@ -219,6 +261,27 @@ mod tests {
         assert_eq!(
             keys(r#"{"item_code": "A", "warehouse": "W", "actual_qty": 1.0}"#),
             vec![("A".into(), "W".into())]
+        );
+    }
+
+    #[test]
+    fn delivery_notes_and_shipments_name_the_document() {
+        let ev = parse_event(
+            br#"{"doctype": "Delivery Note", "event": "on_submit", "name": "DN-1", "items": []}"#,
+        )
+        .expect("dn");
+        assert_eq!(
+            ev,
+            ErpEvent::Document {
+                doc: DocKind::DeliveryNote,
+                event: Some("on_submit".into()),
+                name: "DN-1".into()
+            }
+        );
+        assert!(refused(r#"{"doctype": "Shipment", "event": "on_change"}"#).contains("name"));
+        assert!(
+            refused(r#"{"doctype": "Shipment", "event": "after_insert", "name": "S"}"#)
+                .contains("unknown event")
         );
     }
 

@@ -1,6 +1,7 @@
-//! The push agent: drains the outbox into `POST /inventory/levels`, one request in flight per
-//! channel so that the last request the shop receives holds the current value; retries with
-//! backoff and Retry-After; refused batches become dead letters.
+//! The push agent: drains the outbox into the shop. Levels go as `POST /inventory/levels`, one
+//! request in flight per channel; shipments as `PUT`/`DELETE /orders/{id}/shipments/{id}`, one
+//! in flight per shipment; so the last request the shop receives for a thing holds its current
+//! state. Retries with backoff and Retry-After; refused requests become dead letters.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,8 @@ use super::client::{ShopAnswer, ShopClient, ShopError};
 use super::retry::{classify, next_delay, retry_after, Disposition};
 use crate::admin::Metrics;
 use crate::config::ShopSettings;
-use crate::store::{Store, StoreError};
+use crate::model::ShipmentOp;
+use crate::store::{DeadTarget, Store, StoreError};
 
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
@@ -29,7 +31,7 @@ pub struct PushReport {
     pub retrying: usize,
     /// Requests dead-lettered.
     pub dead: usize,
-    /// The earliest time a channel in backoff may be tried again.
+    /// The earliest time a target in backoff may be tried again.
     pub next_retry: Option<Instant>,
 }
 
@@ -40,7 +42,66 @@ impl PushReport {
     }
 }
 
-/// Pushes levels. Tests call [`PushAgent::step`]; the running relay loops over it.
+/// One request owed to the shop.
+enum Job {
+    Levels {
+        channel: String,
+        levels: Vec<(String, u64)>,
+    },
+    Shipment(ShipmentOp),
+}
+
+impl Job {
+    /// What backoff is kept per: a channel, or a shipment.
+    fn key(&self) -> String {
+        match self {
+            Job::Levels { channel, .. } => format!("levels\u{1f}{channel}"),
+            Job::Shipment(op) => format!("shipment\u{1f}{}\u{1f}{}", op.order_id, op.shipment_id),
+        }
+    }
+
+    async fn send(&self, client: &ShopClient) -> Result<ShopAnswer, ShopError> {
+        match self {
+            Job::Levels { channel, levels } => client.post_levels(channel, levels).await,
+            Job::Shipment(op) => client.send_shipment(op).await,
+        }
+    }
+
+    /// DESIGN §4, plus: a DELETE of a shipment the shop does not know (404) is done.
+    fn disposition(&self, answer: &Result<ShopAnswer, ShopError>) -> Disposition {
+        match (self, answer) {
+            (_, Err(_)) => Disposition::Retry,
+            (Job::Shipment(ShipmentOp { put: None, .. }), Ok(a)) if a.status == 404 => {
+                Disposition::Done
+            }
+            (_, Ok(a)) => classify(a.status),
+        }
+    }
+
+    fn acked(&self, store: &Store, metrics: &Metrics) -> Result<usize, StoreError> {
+        match self {
+            Job::Levels { channel, levels } => {
+                store.outbox_acked(channel, levels)?;
+                metrics.pushed(levels.len());
+                Ok(levels.len())
+            }
+            Job::Shipment(op) => {
+                store.shipment_acked(op)?;
+                metrics.shipment_pushed();
+                Ok(0)
+            }
+        }
+    }
+
+    fn into_dead(self) -> DeadTarget {
+        match self {
+            Job::Levels { channel, levels } => DeadTarget::Levels { channel, levels },
+            Job::Shipment(op) => DeadTarget::Shipment { op },
+        }
+    }
+}
+
+/// Pushes levels and shipments. Tests call [`PushAgent::step`]; the running relay loops over it.
 pub struct PushAgent {
     store: Store,
     client: ShopClient,
@@ -56,6 +117,17 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64
+}
+
+fn describe(answer: &Result<ShopAnswer, ShopError>) -> String {
+    match answer {
+        Ok(a) => format!(
+            "{} {}",
+            a.status,
+            a.body.chars().take(200).collect::<String>()
+        ),
+        Err(e) => e.to_string(),
+    }
 }
 
 impl PushAgent {
@@ -76,49 +148,44 @@ impl PushAgent {
         }
     }
 
-    fn backoff_of(&self, channel: &str) -> Option<Backoff> {
-        self.backoff
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(channel)
-            .copied()
+    fn backoffs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Backoff>> {
+        self.backoff.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set_backoff(&self, channel: &str, value: Option<Backoff>) {
-        let mut map = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
-        match value {
-            Some(b) => map.insert(channel.to_owned(), b),
-            None => map.remove(channel),
-        };
+    /// What is owed now: one levels batch per channel, then waiting shipment operations.
+    fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let mut jobs = Vec::new();
+        for channel in self.store.outbox_channels()? {
+            let levels = self.store.outbox_batch(&channel, self.max_batch)?;
+            if !levels.is_empty() {
+                jobs.push(Job::Levels { channel, levels });
+            }
+        }
+        jobs.extend(
+            self.store
+                .shipment_batch(self.max_batch)?
+                .into_iter()
+                .map(Job::Shipment),
+        );
+        Ok(jobs)
     }
 
-    /// Sends at most one batch per channel that has levels waiting and is not backing off.
+    /// Sends each owed request whose target is not backing off, once.
     pub async fn step(&self) -> Result<PushReport, StoreError> {
         let mut report = PushReport::default();
-        for channel in self.store.outbox_channels()? {
-            let now = Instant::now();
-            let backoff = self.backoff_of(&channel);
-            if let Some(b) = backoff.filter(|b| b.until > now) {
+        for job in self.jobs()? {
+            let key = job.key();
+            let backoff = self.backoffs().get(&key).copied();
+            if let Some(b) = backoff.filter(|b| b.until > Instant::now()) {
                 report.next_retry = Some(report.next_retry.map_or(b.until, |t| t.min(b.until)));
                 continue;
             }
-            let batch = self.store.outbox_batch(&channel, self.max_batch)?;
-            if batch.is_empty() {
-                continue;
-            }
-            let answer = self.client.post_levels(&channel, &batch).await;
-            let disposition = match &answer {
-                Ok(a) => classify(a.status),
-                Err(_) => Disposition::Retry,
-            };
-            match disposition {
+            let answer = job.send(&self.client).await;
+            match job.disposition(&answer) {
                 Disposition::Done => {
-                    self.store.outbox_acked(&channel, &batch)?;
-                    self.set_backoff(&channel, None);
-                    self.metrics.pushed(batch.len());
+                    report.levels += job.acked(&self.store, &self.metrics)?;
+                    self.backoffs().remove(&key);
                     report.accepted += 1;
-                    report.levels += batch.len();
-                    tracing::debug!(channel, levels = batch.len(), "shop accepted levels");
                 }
                 Disposition::Retry => {
                     let attempt = backoff.map_or(1, |b| b.attempt + 1);
@@ -129,11 +196,12 @@ impl PushAgent {
                         .and_then(|v| retry_after(v, SystemTime::now()));
                     let delay = next_delay(attempt, self.base, self.max, fastrand::f64(), ra);
                     let until = Instant::now() + delay;
-                    self.set_backoff(&channel, Some(Backoff { attempt, until }));
+                    self.backoffs()
+                        .insert(key.clone(), Backoff { attempt, until });
                     self.metrics.push_failed();
                     report.retrying += 1;
                     report.next_retry = Some(report.next_retry.map_or(until, |t| t.min(until)));
-                    tracing::warn!(channel, attempt, delay_ms = delay.as_millis() as u64, answer = %describe(&answer), "push failed; will retry");
+                    tracing::warn!(target_key = %key.replace('\u{1f}', "/"), attempt, delay_ms = delay.as_millis() as u64, answer = %describe(&answer), "push failed; will retry");
                 }
                 Disposition::DeadLetter => {
                     let (status, body) = match &answer {
@@ -142,25 +210,14 @@ impl PushAgent {
                     };
                     let id = self
                         .store
-                        .dead_letter(&channel, &batch, status, body, now_ms())?;
-                    self.set_backoff(&channel, None);
+                        .dead_letter(job.into_dead(), status, body, now_ms())?;
+                    self.backoffs().remove(&key);
                     self.metrics.dead_lettered();
                     report.dead += 1;
-                    tracing::error!(channel, dead_letter = id, answer = %describe(&answer), "shop refused levels; kept as a dead letter");
+                    tracing::error!(target_key = %key.replace('\u{1f}', "/"), dead_letter = id, answer = %describe(&answer), "shop refused a push; kept as a dead letter");
                 }
             }
         }
         Ok(report)
-    }
-}
-
-fn describe(answer: &Result<ShopAnswer, ShopError>) -> String {
-    match answer {
-        Ok(a) => format!(
-            "{} {}",
-            a.status,
-            a.body.chars().take(200).collect::<String>()
-        ),
-        Err(e) => e.to_string(),
     }
 }

@@ -8,8 +8,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Secret, ShopSettings};
+use crate::erpnext::client::encode_segment;
 use crate::http::{authorized_client, ClientSetupError};
 use crate::inbound::signature::standard_signature;
+use crate::model::ShipmentOp;
 
 /// A shop call that got no HTTP answer (connection refused, timeout, ...: always retried), or a
 /// client that could not be set up.
@@ -123,6 +125,28 @@ impl ShopClient {
             retry_after,
             body,
         })
+    }
+
+    /// `PUT {base}/orders/{order_id}/shipments/{shipment_id}` with `op.put`, or `DELETE` when
+    /// `op.put` is None.
+    pub async fn send_shipment(&self, op: &ShipmentOp) -> Result<ShopAnswer, ShopError> {
+        let path = format!(
+            "/orders/{}/shipments/{}",
+            encode_segment(&op.order_id),
+            encode_segment(&op.shipment_id)
+        );
+        match &op.put {
+            // Serializing a JSON value cannot fail.
+            Some(body) => {
+                self.send(
+                    reqwest::Method::PUT,
+                    &path,
+                    Some(serde_json::to_vec(body).unwrap_or_default()),
+                )
+                .await
+            }
+            None => self.send(reqwest::Method::DELETE, &path, None).await,
+        }
     }
 
     /// `POST {base}/inventory/levels` with absolute levels for one channel.

@@ -4,7 +4,10 @@
 //! Trees: `inbox` (id -> event record), `dedup0`/`dedup1` (two rotating generations of
 //! delivery hashes), `dirty` (item_code -> stamp), `bins` (item \x1f warehouse -> BinRow),
 //! `levels` (channel \x1f sku -> last value queued for the shop), `outbox` (channel \x1f sku
-//! -> value still to push), `dead` (id -> DeadLetter), `meta` (name -> bytes).
+//! -> value still to push), `dead` (id -> DeadLetter), `meta` (name -> bytes); for shipments:
+//! `dirty_docs` (kind \x1f name -> stamp), `so_orders` (Sales Order -> shop order id),
+//! `tracking` (delivery note \x1f shipment -> Tracking), `shipped_at` (delivery note -> ms),
+//! `ship_queued` / `ship_outbox` (order \x1f shipment -> ShipmentOp last queued / still to send).
 
 mod commit;
 
@@ -14,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use crate::model::{BinRow, Level};
+use crate::model::{BinRow, DocKind, Level, ShipmentOp, Tracking};
 use commit::GroupCommit;
 
 const SEP: u8 = 0x1f;
@@ -48,12 +51,25 @@ pub enum Ingested {
     Duplicate,
 }
 
+/// What a refused push was about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeadTarget {
+    /// `POST /inventory/levels` for one channel.
+    Levels {
+        channel: String,
+        levels: Vec<(String, u64)>,
+    },
+    /// `PUT` or `DELETE /orders/{order_id}/shipments/{shipment_id}`.
+    Shipment { op: ShipmentOp },
+}
+
 /// A push the shop refused; kept for the admin with the shop's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub id: u64,
-    pub channel: String,
-    pub levels: Vec<(String, u64)>,
+    #[serde(flatten)]
+    pub target: DeadTarget,
     pub status: Option<u16>,
     pub response: String,
     pub at_ms: u64,
@@ -66,6 +82,8 @@ pub struct Depths {
     pub dirty: usize,
     pub outbox: usize,
     pub dead: usize,
+    pub dirty_docs: usize,
+    pub shipment_outbox: usize,
 }
 
 /// The durable store. Cheap to clone.
@@ -84,6 +102,12 @@ struct Inner {
     outbox: sled::Tree,
     dead: sled::Tree,
     meta: sled::Tree,
+    dirty_docs: sled::Tree,
+    so_orders: sled::Tree,
+    tracking: sled::Tree,
+    shipped_at: sled::Tree,
+    ship_queued: sled::Tree,
+    ship_outbox: sled::Tree,
     commit: GroupCommit,
     dedup_window_secs: u64,
     epoch: AtomicU64,
@@ -142,6 +166,12 @@ impl Store {
             outbox: t("outbox")?,
             dead: t("dead")?,
             meta: t("meta")?,
+            dirty_docs: t("dirty_docs")?,
+            so_orders: t("so_orders")?,
+            tracking: t("tracking")?,
+            shipped_at: t("shipped_at")?,
+            ship_queued: t("ship_queued")?,
+            ship_outbox: t("ship_outbox")?,
             commit: GroupCommit::spawn(db.clone()),
             db,
             dedup_window_secs: dedup_window_secs.max(1),
@@ -228,24 +258,167 @@ impl Store {
             .collect()
     }
 
-    /// Removes processed inbox records and marks their items dirty, atomically.
-    pub fn inbox_done(&self, ids: &[u64], dirty_items: &[String]) -> Result<(), StoreError> {
+    /// Removes processed inbox records and marks their items and documents dirty, atomically.
+    pub fn inbox_done(
+        &self,
+        ids: &[u64],
+        dirty_items: &[String],
+        dirty_docs: &[(DocKind, String)],
+    ) -> Result<(), StoreError> {
         let stamp = self.inner.db.generate_id()?.to_be_bytes();
-        (&self.inner.inbox, &self.inner.dirty).transaction(|(inbox, dirty)| {
-            for item in dirty_items {
-                dirty.insert(item.as_bytes(), &stamp)?;
-            }
-            for id in ids {
-                inbox.remove(&id.to_be_bytes())?;
-            }
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        })?;
+        (&self.inner.inbox, &self.inner.dirty, &self.inner.dirty_docs).transaction(
+            |(inbox, dirty, docs)| {
+                for item in dirty_items {
+                    dirty.insert(item.as_bytes(), &stamp)?;
+                }
+                for (kind, name) in dirty_docs {
+                    docs.insert(key2(kind.doctype(), name), &stamp)?;
+                }
+                for id in ids {
+                    inbox.remove(&id.to_be_bytes())?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            },
+        )?;
         Ok(())
     }
 
     /// Marks items dirty (reconcile, admin).
     pub fn mark_dirty(&self, items: &[String]) -> Result<(), StoreError> {
-        self.inbox_done(&[], items)
+        self.inbox_done(&[], items, &[])
+    }
+
+    /// Marks documents dirty (a Shipment marks its delivery notes).
+    pub fn mark_docs_dirty(&self, docs: &[(DocKind, String)]) -> Result<(), StoreError> {
+        self.inbox_done(&[], &[], docs)
+    }
+
+    /// Up to `limit` dirty documents of `kind` with their stamps.
+    pub fn dirty_docs_batch(
+        &self,
+        kind: DocKind,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner
+            .dirty_docs
+            .scan_prefix(prefix(kind.doctype()))
+            .take(limit)
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((split2(&k).map(|(_, n)| n).unwrap_or_default(), u64_of(&v)))
+            })
+            .collect()
+    }
+
+    /// Clears a dirty document unless it was marked again since it was read.
+    pub fn dirty_doc_clear(&self, kind: DocKind, name: &str, stamp: u64) -> Result<(), StoreError> {
+        let _ = self.inner.dirty_docs.compare_and_swap(
+            key2(kind.doctype(), name),
+            Some(&stamp.to_be_bytes()[..]),
+            None::<&[u8]>,
+        )?;
+        Ok(())
+    }
+
+    /// The cached shop order id of a Sales Order: None when not cached, Some(None) when the
+    /// Sales Order has none.
+    pub fn so_order_id(&self, so: &str) -> Result<Option<Option<String>>, StoreError> {
+        Ok(self
+            .inner
+            .so_orders
+            .get(so)?
+            .map(|v| Some(String::from_utf8_lossy(&v).into_owned()).filter(|s| !s.is_empty())))
+    }
+
+    /// Caches a Sales Order's shop order id (None: it has none).
+    pub fn set_so_order_id(&self, so: &str, order_id: Option<&str>) -> Result<(), StoreError> {
+        self.inner
+            .so_orders
+            .insert(so, order_id.unwrap_or_default().as_bytes())?;
+        Ok(())
+    }
+
+    /// Forgets a cached order id (the Sales Order changed).
+    pub fn forget_so(&self, so: &str) -> Result<(), StoreError> {
+        self.inner.so_orders.remove(so)?;
+        Ok(())
+    }
+
+    /// Records what a Shipment says of a delivery note, unless a newer state is stored.
+    pub fn set_tracking(&self, delivery_note: &str, t: &Tracking) -> Result<(), StoreError> {
+        let key = key2(delivery_note, &t.shipment);
+        if let Some(old) = self.inner.tracking.get(&key)? {
+            let old: Tracking = serde_json::from_slice(&old)?;
+            if old.modified > t.modified {
+                return Ok(());
+            }
+        }
+        self.inner.tracking.insert(key, serde_json::to_vec(t)?)?;
+        Ok(())
+    }
+
+    /// Every Shipment state recorded for a delivery note.
+    pub fn trackings(&self, delivery_note: &str) -> Result<Vec<Tracking>, StoreError> {
+        self.inner
+            .tracking
+            .scan_prefix(prefix(delivery_note))
+            .map(|r| Ok(serde_json::from_slice(&r?.1)?))
+            .collect()
+    }
+
+    /// When the relay first saw `delivery_note` submitted (set to `now_ms` the first time).
+    pub fn shipped_at(&self, delivery_note: &str, now_ms: u64) -> Result<u64, StoreError> {
+        let prev = self.inner.shipped_at.compare_and_swap(
+            delivery_note,
+            None::<&[u8]>,
+            Some(&now_ms.to_be_bytes()[..]),
+        )?;
+        Ok(match prev {
+            Ok(()) => now_ms,
+            Err(e) => e.current.map(|v| u64_of(&v)).unwrap_or(now_ms),
+        })
+    }
+
+    /// Queues shipment operations that differ from the last one queued for their shipment
+    /// (a newer one replaces one still waiting). Returns how many were queued.
+    pub fn queue_shipments(&self, ops: &[ShipmentOp]) -> Result<usize, StoreError> {
+        let queued =
+            (&self.inner.ship_queued, &self.inner.ship_outbox).transaction(|(q, out)| {
+                let mut n = 0;
+                for op in ops {
+                    let key = key2(&op.order_id, &op.shipment_id);
+                    let bytes = serde_json::to_vec(op).map_err(abort)?;
+                    if q.get(&key)?.as_deref() == Some(&bytes[..]) {
+                        continue;
+                    }
+                    q.insert(key.clone(), bytes.clone())?;
+                    out.insert(key, bytes)?;
+                    n += 1;
+                }
+                Ok(n)
+            })?;
+        Ok(queued)
+    }
+
+    /// Up to `limit` shipment operations waiting to be sent.
+    pub fn shipment_batch(&self, limit: usize) -> Result<Vec<ShipmentOp>, StoreError> {
+        self.inner
+            .ship_outbox
+            .iter()
+            .take(limit)
+            .map(|r| Ok(serde_json::from_slice(&r?.1)?))
+            .collect()
+    }
+
+    /// The shop has `op`: take it out unless a newer operation replaced it meanwhile.
+    pub fn shipment_acked(&self, op: &ShipmentOp) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(op)?;
+        let _ = self.inner.ship_outbox.compare_and_swap(
+            key2(&op.order_id, &op.shipment_id),
+            Some(bytes),
+            None::<&[u8]>,
+        )?;
+        Ok(())
     }
 
     /// Up to `limit` dirty items with the stamp they were marked with.
@@ -385,32 +558,42 @@ impl Store {
         Ok(())
     }
 
-    /// The shop refused these levels for good: keep them as a dead letter and take them out of
-    /// the outbox. The levels stay recorded as queued, so the same value is not sent again
-    /// until it changes or an admin retries the letter.
+    /// The shop refused a push for good: keep it as a dead letter and take it out of the
+    /// outbox (unless something newer replaced it). What was queued stays recorded, so the same
+    /// value is not sent again until it changes or an admin retries the letter.
     pub fn dead_letter(
         &self,
-        channel: &str,
-        sent: &[(String, u64)],
+        target: DeadTarget,
         status: Option<u16>,
         response: &str,
         at_ms: u64,
     ) -> Result<u64, StoreError> {
         let id = self.inner.db.generate_id()?;
+        let sent: Vec<(Vec<u8>, Vec<u8>)> = match &target {
+            DeadTarget::Levels { channel, levels } => levels
+                .iter()
+                .map(|(sku, v)| (key2(channel, sku), v.to_be_bytes().to_vec()))
+                .collect(),
+            DeadTarget::Shipment { op } => {
+                vec![(key2(&op.order_id, &op.shipment_id), serde_json::to_vec(op)?)]
+            }
+        };
+        let outbox = match &target {
+            DeadTarget::Levels { .. } => &self.inner.outbox,
+            DeadTarget::Shipment { .. } => &self.inner.ship_outbox,
+        };
         let letter = DeadLetter {
             id,
-            channel: channel.to_owned(),
-            levels: sent.to_vec(),
+            target,
             status,
             response: response.chars().take(4096).collect(),
             at_ms,
         };
         let bytes = serde_json::to_vec(&letter)?;
-        (&self.inner.outbox, &self.inner.dead).transaction(|(out, dead)| {
-            for (sku, value) in sent {
-                let key = key2(channel, sku);
-                if out.get(&key)?.as_deref() == Some(&value.to_be_bytes()[..]) {
-                    out.remove(key)?;
+        (outbox, &self.inner.dead).transaction(|(out, dead)| {
+            for (key, value) in &sent {
+                if out.get(key)?.as_deref() == Some(&value[..]) {
+                    out.remove(key.clone())?;
                 }
             }
             dead.insert(&id.to_be_bytes(), bytes.clone())?;
@@ -431,28 +614,40 @@ impl Store {
             .collect()
     }
 
-    /// Takes a dead letter out; with `requeue`, its SKUs go back into the outbox with their
-    /// current level (never the letter's possibly outdated value). Returns false when there is
-    /// no such id.
+    /// Takes a dead letter out; with `requeue`, what it was about goes back into the outbox
+    /// with its current value (never the letter's possibly outdated one). Returns false when
+    /// there is no such id.
     pub fn resolve_dead(&self, id: u64, requeue: bool) -> Result<bool, StoreError> {
         let key = id.to_be_bytes();
-        let done = (&self.inner.dead, &self.inner.outbox, &self.inner.levels).transaction(
-            |(dead, out, lv)| {
-                let Some(bytes) = dead.remove(&key)? else {
-                    return Ok(false);
-                };
-                if requeue {
-                    let letter: DeadLetter = serde_json::from_slice(&bytes).map_err(abort)?;
-                    for (sku, _) in &letter.levels {
-                        let k = key2(&letter.channel, sku);
-                        if let (None, Some(current)) = (out.get(&k)?, lv.get(&k)?) {
-                            out.insert(k, current)?;
-                        }
+        let Some(bytes) = self.inner.dead.get(key)? else {
+            return Ok(false);
+        };
+        let letter: DeadLetter = serde_json::from_slice(&bytes)?;
+        let (keys, queued, outbox): (Vec<Vec<u8>>, _, _) = match &letter.target {
+            DeadTarget::Levels { channel, levels } => (
+                levels.iter().map(|(sku, _)| key2(channel, sku)).collect(),
+                &self.inner.levels,
+                &self.inner.outbox,
+            ),
+            DeadTarget::Shipment { op } => (
+                vec![key2(&op.order_id, &op.shipment_id)],
+                &self.inner.ship_queued,
+                &self.inner.ship_outbox,
+            ),
+        };
+        let done = (&self.inner.dead, queued, outbox).transaction(|(dead, queued, out)| {
+            if dead.remove(&key)?.is_none() {
+                return Ok(false);
+            }
+            if requeue {
+                for k in &keys {
+                    if let (None, Some(current)) = (out.get(k)?, queued.get(k)?) {
+                        out.insert(k.clone(), current)?;
                     }
                 }
-                Ok(true)
-            },
-        )?;
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(true)
+        })?;
         Ok(done)
     }
 
@@ -463,6 +658,8 @@ impl Store {
             dirty: self.inner.dirty.len(),
             outbox: self.inner.outbox.len(),
             dead: self.inner.dead.len(),
+            dirty_docs: self.inner.dirty_docs.len(),
+            shipment_outbox: self.inner.ship_outbox.len(),
         }
     }
 
@@ -553,7 +750,15 @@ mod tests {
         store.queue_levels(&[level("web", "A", 4)]).expect("q");
         let sent = store.outbox_batch("web", 10).expect("batch");
         let id = store
-            .dead_letter("web", &sent, Some(400), "bad sku", 1)
+            .dead_letter(
+                DeadTarget::Levels {
+                    channel: "web".into(),
+                    levels: sent.clone(),
+                },
+                Some(400),
+                "bad sku",
+                1,
+            )
             .expect("dead");
         assert_eq!(store.depths().outbox, 0);
         // The refused value is not queued again by an unchanged computation...

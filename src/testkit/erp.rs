@@ -121,6 +121,16 @@ pub struct ErpEmulator {
 /// One line of a Sales Order: item, warehouse, quantity.
 pub type OrderLine<'a> = (&'a str, &'a str, f64);
 
+/// One line of a Delivery Note: the Sales Order it delivers (if any), item, warehouse, quantity.
+pub type DeliveryLine<'a> = (Option<&'a str>, &'a str, &'a str, f64);
+
+/// Transport details set on a Delivery Note before submit: `transporter_name`, `lr_no`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transport<'a> {
+    pub transporter_name: Option<&'a str>,
+    pub lr_no: Option<&'a str>,
+}
+
 impl ErpEmulator {
     /// Starts the emulator on a loopback port; webhooks are signed with `webhook_secret`.
     pub async fn start(webhook_secret: &str) -> std::io::Result<Self> {
@@ -284,6 +294,223 @@ impl ErpEmulator {
         Ok(out)
     }
 
+    /// Submits a Delivery Note: stock leaves (SLEs), the orders' reservations are released, and
+    /// Delivery Note on_submit, Sales Order on_change and SLE after_insert fire, in that order.
+    /// With `return_against`, it is a return (`is_return`, quantities negative, stock comes back).
+    pub fn submit_delivery_note(
+        &self,
+        lines: &[DeliveryLine<'_>],
+        transport: Transport<'_>,
+        return_against: Option<&str>,
+    ) -> Result<(String, Vec<Delivery>), RenderError> {
+        let mut st = self.lock();
+        let name = st.next_name(if return_against.is_some() {
+            "MAT-DN-RET-2026-"
+        } else {
+            "MAT-DN-2026-"
+        });
+        let is_return = return_against.is_some();
+        let sign = if is_return { -1.0 } else { 1.0 };
+        let mut stock = Vec::new();
+        for (so, item, wh, qty) in lines {
+            stock.extend(st.update_bin(item, wh, |bin| {
+                add(bin, "actual_qty", -sign * qty);
+                if so.is_some() && !is_return {
+                    add(bin, "reserved_qty", -qty);
+                }
+            })?);
+            stock.extend(insert_sle(
+                &mut st,
+                item,
+                wh,
+                -sign * qty,
+                "Delivery Note",
+                &name,
+                0,
+            )?);
+        }
+        let modified = st.tick();
+        let po_nos: Vec<String> = distinct_orders(lines)
+            .iter()
+            .filter_map(|so| st.docs.get(&("Sales Order".to_owned(), so.clone())))
+            .filter_map(|d| {
+                d["po_no"]
+                    .as_str()
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+            })
+            .collect();
+        let items: Vec<Value> = lines
+            .iter()
+            .map(|(so, i, w, q)| json!({"item_code": i, "warehouse": w, "qty": sign * q, "stock_qty": sign * q, "against_sales_order": so}))
+            .collect();
+        let mut values = Map::new();
+        for (k, v) in [
+            ("customer", json!("Shop Customer")),
+            ("posting_date", json!("2026-11-26")),
+            ("posting_time", json!("10:05:00")),
+            ("is_return", json!(i64::from(is_return))),
+            ("return_against", json!(return_against)),
+            (
+                "status",
+                json!(if is_return { "Return" } else { "To Bill" }),
+            ),
+            ("lr_no", json!(transport.lr_no)),
+            ("transporter_name", json!(transport.transporter_name)),
+            (
+                "po_no",
+                if po_nos.is_empty() {
+                    Value::Null
+                } else {
+                    json!(po_nos.join(", "))
+                },
+            ),
+            ("items", Value::Array(items)),
+        ] {
+            values.insert(k.into(), v);
+        }
+        let doc = as_dict("Delivery Note", &name, &modified, 1, &values);
+        let mut out = st.fire("Delivery Note", "on_submit", &doc)?;
+        st.docs.insert(("Delivery Note".into(), name.clone()), doc);
+        out.extend(touch_orders(&mut st, &distinct_orders(lines))?);
+        out.extend(stock);
+        Ok((name, out))
+    }
+
+    /// Cancels a Delivery Note: stock comes back with reversing SLEs (`is_cancelled`), the
+    /// reservations return, and Delivery Note on_cancel, Sales Order on_change, SLEs fire.
+    pub fn cancel_delivery_note(&self, name: &str) -> Result<Vec<Delivery>, RenderError> {
+        let mut st = self.lock();
+        let key = ("Delivery Note".to_owned(), name.to_owned());
+        let Some(mut doc) = st.docs.get(&key).cloned() else {
+            return Ok(Vec::new());
+        };
+        let is_return = doc["is_return"].as_i64() == Some(1);
+        let rows: Vec<(Option<String>, String, String, f64)> = doc["items"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r["against_sales_order"].as_str().map(str::to_owned),
+                            r["item_code"].as_str().unwrap_or_default().to_owned(),
+                            r["warehouse"].as_str().unwrap_or_default().to_owned(),
+                            r["qty"].as_f64().unwrap_or(0.0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut stock = Vec::new();
+        for (so, item, wh, qty) in &rows {
+            stock.extend(st.update_bin(item, wh, |bin| {
+                add(bin, "actual_qty", *qty);
+                if so.is_some() && !is_return {
+                    add(bin, "reserved_qty", *qty);
+                }
+            })?);
+            stock.extend(insert_sle(
+                &mut st,
+                item,
+                wh,
+                *qty,
+                "Delivery Note",
+                name,
+                1,
+            )?);
+        }
+        let modified = st.tick();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("docstatus".into(), json!(2));
+            obj.insert("status".into(), json!("Cancelled"));
+            obj.insert("modified".into(), json!(modified));
+        }
+        let mut out = st.fire("Delivery Note", "on_cancel", &doc)?;
+        st.docs.insert(key, doc);
+        let orders: Vec<String> = rows.iter().filter_map(|(so, ..)| so.clone()).collect();
+        out.extend(touch_orders(&mut st, &orders)?);
+        out.extend(stock);
+        Ok(out)
+    }
+
+    /// Submits a Shipment for delivery notes; core ERPNext then `db_set`s its status, so
+    /// on_submit and on_change fire.
+    pub fn submit_shipment(
+        &self,
+        delivery_notes: &[&str],
+        carrier: Option<&str>,
+        awb_number: Option<&str>,
+        tracking_url: Option<&str>,
+    ) -> Result<(String, Vec<Delivery>), RenderError> {
+        let mut st = self.lock();
+        let name = st.next_name("SHIPMENT-");
+        let modified = st.tick();
+        let rows: Vec<Value> = delivery_notes
+            .iter()
+            .map(|d| json!({"delivery_note": d, "grand_total": 0.0}))
+            .collect();
+        let mut values = Map::new();
+        for (k, v) in [
+            ("status", json!("Submitted")),
+            ("carrier", json!(carrier)),
+            ("awb_number", json!(awb_number)),
+            ("tracking_url", json!(tracking_url)),
+            ("shipment_delivery_note", Value::Array(rows)),
+        ] {
+            values.insert(k.into(), v);
+        }
+        let doc = as_dict("Shipment", &name, &modified, 1, &values);
+        let mut out = st.fire("Shipment", "on_submit", &doc)?;
+        out.extend(st.fire("Shipment", "on_change", &doc)?);
+        st.docs.insert(("Shipment".into(), name.clone()), doc);
+        Ok((name, out))
+    }
+
+    /// A shipping app sets new tracking on a submitted Shipment with `db_set`: on_change fires.
+    pub fn set_shipment_tracking(
+        &self,
+        name: &str,
+        awb_number: &str,
+        tracking_url: Option<&str>,
+    ) -> Result<Vec<Delivery>, RenderError> {
+        self.change_shipment(name, "on_change", |doc| {
+            doc.insert("awb_number".into(), json!(awb_number));
+            doc.insert("tracking_url".into(), json!(tracking_url));
+            doc.insert("tracking_status".into(), json!("In Progress"));
+        })
+    }
+
+    /// Cancels a Shipment: on_cancel, then on_change (status set with `db_set`).
+    pub fn cancel_shipment(&self, name: &str) -> Result<Vec<Delivery>, RenderError> {
+        let mut out = self.change_shipment(name, "on_cancel", |doc| {
+            doc.insert("docstatus".into(), json!(2));
+            doc.insert("status".into(), json!("Cancelled"));
+        })?;
+        let st = self.lock();
+        if let Some(doc) = st.docs.get(&("Shipment".to_owned(), name.to_owned())) {
+            out.extend(st.fire("Shipment", "on_change", doc)?);
+        }
+        Ok(out)
+    }
+
+    fn change_shipment(
+        &self,
+        name: &str,
+        event: &str,
+        change: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<Vec<Delivery>, RenderError> {
+        let mut st = self.lock();
+        let modified = st.tick();
+        let key = ("Shipment".to_owned(), name.to_owned());
+        let Some(Value::Object(doc)) = st.docs.get_mut(&key) else {
+            return Ok(Vec::new());
+        };
+        change(doc);
+        doc.insert("modified".into(), json!(modified));
+        let doc = Value::Object(doc.clone());
+        st.fire("Shipment", event, &doc)
+    }
+
     /// Sends one delivery the way Frappe's `enqueue_webhook` does (one attempt); returns the
     /// status the relay answered.
     pub async fn deliver(&self, d: &Delivery) -> Result<u16, reqwest::Error> {
@@ -320,6 +547,36 @@ impl ErpEmulator {
     pub async fn stop(&self) {
         self.handle.stop(false).await;
     }
+}
+
+fn distinct_orders(lines: &[DeliveryLine<'_>]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for so in lines.iter().filter_map(|(so, ..)| *so) {
+        if !out.iter().any(|o| o == so) {
+            out.push(so.to_owned());
+        }
+    }
+    out
+}
+
+/// A delivery changes its Sales Orders' status with `db_set`: on_change fires for each.
+fn touch_orders(st: &mut State, orders: &[String]) -> Result<Vec<Delivery>, RenderError> {
+    let mut out = Vec::new();
+    let mut seen: Vec<&String> = Vec::new();
+    for so in orders {
+        if seen.contains(&so) {
+            continue;
+        }
+        seen.push(so);
+        let modified = st.tick();
+        let key = ("Sales Order".to_owned(), so.clone());
+        if let Some(Value::Object(doc)) = st.docs.get_mut(&key) {
+            doc.insert("modified".into(), json!(modified));
+            let doc = Value::Object(doc.clone());
+            out.extend(st.fire("Sales Order", "on_change", &doc)?);
+        }
+    }
+    Ok(out)
 }
 
 fn insert_sle(

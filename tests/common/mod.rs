@@ -86,6 +86,29 @@ impl Harness {
         panic!("the relay did not settle");
     }
 
+    /// The relay's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// `GET /admin/dead-letters` with the admin token.
+    pub async fn dead_letters(&self) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(self.url("/admin/dead-letters"))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .expect("GET /admin/dead-letters")
+            .json()
+            .await
+            .expect("dead letters JSON")
+    }
+
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.join.await;
