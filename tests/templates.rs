@@ -47,7 +47,7 @@ fn filled(doctype: &str, value: &str) -> Value {
 }
 
 fn check(hook: &WebhookDoc, doc: &Value) -> Value {
-    let d = render(hook, doc, "secret", "http://relay")
+    let d = render(hook, doc, Some("secret"), "http://relay")
         .unwrap_or_else(|e| panic!("{}: {e}", hook.name));
     // The wire bytes are pure ASCII (ensure_ascii) and signed as sent.
     assert!(d.body.is_ascii(), "{}", hook.name);
@@ -104,7 +104,7 @@ fn a_template_using_doc_dot_items_is_caught() {
     hook.webhook_json = hook.webhook_json.replace("doc[\"items\"]", "doc.items");
     let doc = filled("Sales Order", "x");
     assert!(matches!(
-        render(&hook, &doc, "s", "http://r"),
+        render(&hook, &doc, Some("s"), "http://r"),
         Err(RenderError::DictMethod { .. })
     ));
 }

@@ -19,10 +19,12 @@ pub const API_KEY: &str = "emulator-key";
 pub const API_SECRET: &str = "emulator-secret";
 
 struct State {
-    webhook_secret: String,
     relay_base: String,
-    webhooks: Vec<WebhookDoc>,
-    /// (doctype, name) -> as_dict value.
+    /// Webhook name -> secret (Frappe keeps passwords apart, in `__Auth`).
+    secrets: BTreeMap<String, String>,
+    /// While false, creating or changing Webhook documents is refused with 403.
+    may_write_webhooks: bool,
+    /// (doctype, name) -> as_dict value (Webhook documents included).
     docs: BTreeMap<(String, String), Value>,
     /// Microseconds since the emulator's epoch; every write moves it on.
     clock_us: u64,
@@ -50,14 +52,52 @@ impl State {
         format!("{prefix}{:05}", self.counter)
     }
 
+    /// The enabled Webhook documents of the site for (doctype, event), rendered for `doc`.
     fn fire(&self, doctype: &str, event: &str, doc: &Value) -> Result<Vec<Delivery>, RenderError> {
-        self.webhooks
+        self.docs
             .iter()
+            .filter(|((dt, _), _)| dt == "Webhook")
+            .filter_map(|(_, v)| serde_json::from_value::<WebhookDoc>(v.clone()).ok())
             .filter(|w| {
                 w.enabled == 1 && w.webhook_doctype == doctype && w.webhook_docevent == event
             })
-            .map(|w| render(w, doc, &self.webhook_secret, &self.relay_base))
+            .map(|w| {
+                let secret = self.secrets.get(&w.name).filter(|_| w.enable_security == 1);
+                render(&w, doc, secret.map(String::as_str), &self.relay_base)
+            })
             .collect()
+    }
+
+    /// Stores a Webhook document as the site would (the secret apart, asterisks in its place).
+    fn save_webhook(&mut self, mut doc: Map<String, Value>) -> Result<String, String> {
+        let name = doc
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or("Please set the document name")?
+            .to_owned();
+        if let Some(secret) = doc
+            .get("webhook_secret")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && !s.chars().all(|c| c == '*'))
+        {
+            self.secrets.insert(name.clone(), secret.to_owned());
+        }
+        if self.secrets.contains_key(&name) {
+            doc.insert("webhook_secret".into(), json!("*****"));
+        }
+        if doc.get("enable_security").and_then(Value::as_i64) == Some(1)
+            && !self.secrets.contains_key(&name)
+        {
+            return Err("Invalid Webhook Secret".into());
+        }
+        let modified = self.tick();
+        doc.insert("modified".into(), json!(modified));
+        doc.insert("doctype".into(), json!("Webhook"));
+        doc.entry("docstatus").or_insert(json!(0));
+        self.docs
+            .insert(("Webhook".into(), name.clone()), Value::Object(doc));
+        Ok(name)
     }
 
     fn bin_name(item: &str, wh: &str) -> String {
@@ -132,13 +172,30 @@ pub struct Transport<'a> {
 }
 
 impl ErpEmulator {
-    /// Starts the emulator on a loopback port; webhooks are signed with `webhook_secret`.
+    /// Starts the emulator on a loopback port with the shipped Webhook documents installed,
+    /// signed with `webhook_secret`.
     pub async fn start(webhook_secret: &str) -> std::io::Result<Self> {
-        let webhooks = shipped().map_err(std::io::Error::other)?;
+        let emulator = Self::start_bare().await?;
+        for hook in shipped().map_err(std::io::Error::other)? {
+            let mut doc = match serde_json::to_value(&hook) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            doc.insert("webhook_secret".into(), json!(webhook_secret));
+            emulator
+                .lock()
+                .save_webhook(doc)
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(emulator)
+    }
+
+    /// Starts an emulated site with no Webhook documents (as a fresh ERPNext).
+    pub async fn start_bare() -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(State {
-            webhook_secret: webhook_secret.to_owned(),
             relay_base: crate::erpnext::webhooks::PLACEHOLDER_BASE.to_owned(),
-            webhooks,
+            secrets: BTreeMap::new(),
+            may_write_webhooks: true,
             docs: BTreeMap::new(),
             clock_us: 0,
             counter: 0,
@@ -150,7 +207,14 @@ impl ErpEmulator {
         let (port, handle) = super::spawn_server(listener, move |cfg| {
             cfg.app_data(data.clone())
                 .route("/api/resource/{doctype}", web::get().to(list))
-                .route("/api/resource/{doctype}/{name}", web::get().to(get_one));
+                .route("/api/resource/{doctype}", web::post().to(insert))
+                .route("/api/resource/{doctype}/{name}", web::get().to(get_one))
+                .route("/api/resource/{doctype}/{name}", web::put().to(update))
+                .route(
+                    "/api/method/frappe.auth.get_logged_user",
+                    web::get().to(logged_user),
+                )
+                .route("/api/method/frappe.client.get_count", web::get().to(count));
         })?;
         Ok(Self {
             state,
@@ -524,14 +588,44 @@ impl ErpEmulator {
             .post(&d.url)
             .header("User-Agent", "python-requests/2.31.0")
             .header("Accept", "*/*")
-            .header("X-Frappe-Webhook-Signature", &d.signature)
             .body(d.body.clone());
+        if !d.signature.is_empty() {
+            req = req.header("X-Frappe-Webhook-Signature", &d.signature);
+        }
         for (k, v) in &d.headers {
             req = req.header(k, v);
         }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.text().await?))
+        let result = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            Ok::<_, reqwest::Error>((status, resp.text().await?))
+        }
+        .await;
+        // One Webhook Request Log row per attempt, as Frappe writes it.
+        let (response, error) = match &result {
+            Ok((status, text)) if *status < 400 => (text.clone(), None),
+            Ok((status, text)) => (
+                text.clone(),
+                Some(format!(
+                    "requests.exceptions.HTTPError: {status} Client Error for url: {}",
+                    d.url
+                )),
+            ),
+            Err(e) => (
+                String::new(),
+                Some(format!("requests.exceptions.ConnectionError: {e}")),
+            ),
+        };
+        let mut st = self.lock();
+        let name = st.next_name("WRL-");
+        let modified = st.tick();
+        st.docs.insert(
+            ("Webhook Request Log".into(), name.clone()),
+            json!({"name": name, "creation": modified, "modified": modified, "webhook": d.webhook,
+                   "reference_document": d.reference, "url": d.url, "data": String::from_utf8_lossy(&d.body),
+                   "response": response, "error": error, "doctype": "Webhook Request Log"}),
+        );
+        result
     }
 
     /// Delivers each in order; returns the statuses.
@@ -541,6 +635,82 @@ impl ErpEmulator {
             out.push(self.deliver(d).await?);
         }
         Ok(out)
+    }
+
+    /// While denied, creating or changing Webhook documents answers 403 (a user without System
+    /// Manager).
+    pub fn deny_webhook_writes(&self, denied: bool) {
+        self.lock().may_write_webhooks = !denied;
+    }
+
+    /// The Webhook documents on the site, with their secret (or None).
+    pub fn webhooks(&self) -> Vec<(Value, Option<String>)> {
+        let st = self.lock();
+        st.docs
+            .iter()
+            .filter(|((dt, _), _)| dt == "Webhook")
+            .map(|((_, name), v)| (v.clone(), st.secrets.get(name).cloned()))
+            .collect()
+    }
+
+    /// Adds a Warehouse (a group when `is_group`) under `parent`.
+    pub fn add_warehouse(&self, name: &str, parent: Option<&str>, is_group: bool) {
+        let mut st = self.lock();
+        let modified = st.tick();
+        let mut values = Map::new();
+        values.insert("parent_warehouse".into(), json!(parent));
+        values.insert("is_group".into(), json!(i64::from(is_group)));
+        values.insert("warehouse_name".into(), json!(name));
+        let doc = as_dict("Warehouse", name, &modified, 0, &values);
+        st.docs.insert(("Warehouse".into(), name.to_owned()), doc);
+    }
+
+    /// Creates or changes an Item (e.g. a custom `shop_sku` field); Item on_update fires.
+    pub fn save_item(
+        &self,
+        item_code: &str,
+        fields: &[(&str, Value)],
+    ) -> Result<Vec<Delivery>, RenderError> {
+        let mut st = self.lock();
+        let modified = st.tick();
+        let key = ("Item".to_owned(), item_code.to_owned());
+        let mut doc = match st.docs.get(&key) {
+            Some(Value::Object(m)) => m.clone(),
+            _ => {
+                let mut m = Map::new();
+                for (k, v) in [
+                    ("name", json!(item_code)),
+                    ("item_code", json!(item_code)),
+                    ("doctype", json!("Item")),
+                    ("docstatus", json!(0)),
+                ] {
+                    m.insert(k.into(), v);
+                }
+                m
+            }
+        };
+        for (k, v) in fields {
+            doc.insert((*k).to_owned(), v.clone());
+        }
+        doc.insert("modified".into(), json!(modified));
+        let doc = Value::Object(doc);
+        let out = st.fire("Item", "on_update", &doc)?;
+        st.docs.insert(key, doc);
+        Ok(out)
+    }
+
+    /// Writes a Bin directly with a given `modified` (Data Import, a backdated repost): no
+    /// webhook fires.
+    pub fn import_bin(&self, item: &str, wh: &str, actual: f64, modified: &str) {
+        let mut st = self.lock();
+        let name = State::bin_name(item, wh);
+        let mut values = Map::new();
+        values.insert("item_code".into(), json!(item));
+        values.insert("warehouse".into(), json!(wh));
+        values.insert("actual_qty".into(), json!(actual));
+        values.insert("projected_qty".into(), json!(actual));
+        let doc = as_dict("Bin", &name, modified, 0, &values);
+        st.docs.insert(("Bin".into(), name), doc);
     }
 
     /// Stops the server.
@@ -687,6 +857,14 @@ fn matches(doc: &Value, field: &str, op: &str, value: &Value) -> bool {
                 .any(|v| compare(field, actual, v) == Some(Equal));
             hit == (op.eq_ignore_ascii_case("in"))
         }
+        "is" => {
+            let set = !actual.is_null() && actual.as_str() != Some("");
+            match value.as_str() {
+                Some("set") => set,
+                Some("not set") => !set,
+                _ => false,
+            }
+        }
         "like" => {
             let pat = value.as_str().unwrap_or_default().replace('%', "");
             actual.as_str().is_some_and(|s| s.contains(&pat))
@@ -758,11 +936,16 @@ async fn list(
         .get("order_by")
         .cloned()
         .unwrap_or_else(|| "modified desc".into());
-    let (order_field, desc) = match order_by.split_whitespace().collect::<Vec<_>>().as_slice() {
-        [f] => (f.to_string(), false),
-        [f, dir, ..] => (f.to_string(), dir.eq_ignore_ascii_case("desc")),
-        _ => ("modified".to_owned(), true),
-    };
+    // "modified desc, name asc": each part a field and a direction.
+    let order: Vec<(String, bool)> = order_by
+        .split(',')
+        .filter_map(|part| {
+            let mut words = part.split_whitespace();
+            let field = words.next()?.trim_matches('`').to_owned();
+            let desc = words.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+            Some((field, desc))
+        })
+        .collect();
     let start: usize = query
         .get("limit_start")
         .and_then(|v| v.parse().ok())
@@ -780,16 +963,13 @@ async fn list(
         .filter(|d| filters.iter().all(|(f, op, v)| matches(d, f, op, v)))
         .collect();
     rows.sort_by(|a, b| {
-        let o = compare(&order_field, &a[&order_field], &b[&order_field])
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| {
-                compare("name", &a["name"], &b["name"]).unwrap_or(std::cmp::Ordering::Equal)
-            });
-        if desc {
-            o.reverse()
-        } else {
-            o
+        let mut o = std::cmp::Ordering::Equal;
+        for (field, desc) in &order {
+            let c = compare(field, &a[field.as_str()], &b[field.as_str()])
+                .unwrap_or(std::cmp::Ordering::Equal);
+            o = o.then(if *desc { c.reverse() } else { c });
         }
+        o.then_with(|| compare("name", &a["name"], &b["name"]).unwrap_or(std::cmp::Ordering::Equal))
     });
     let take = if page == 0 { usize::MAX } else { page };
     let data: Vec<Value> = rows
@@ -808,6 +988,153 @@ async fn list(
         })
         .collect();
     HttpResponse::Ok().json(json!({ "data": data }))
+}
+
+fn frappe_body(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(frappe_error(
+            417,
+            "ValidationError",
+            "the body must be a JSON object",
+        )),
+    }
+}
+
+fn webhook_write_guard(st: &State, doctype: &str) -> Option<HttpResponse> {
+    (doctype == "Webhook" && !st.may_write_webhooks).then(|| {
+        frappe_error(
+            403,
+            "PermissionError",
+            "Insufficient Permission for Webhook",
+        )
+    })
+}
+
+/// `POST /api/resource/{doctype}`: `new_doc(...).insert()`.
+async fn insert(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: Shared,
+) -> HttpResponse {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(resp) = guard(&req, &mut st) {
+        return resp;
+    }
+    let doctype = path.into_inner();
+    if let Some(resp) = webhook_write_guard(&st, &doctype) {
+        return resp;
+    }
+    let doc = match frappe_body(&body) {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    if doctype != "Webhook" {
+        return frappe_error(
+            403,
+            "PermissionError",
+            &format!("the emulator does not create {doctype}"),
+        );
+    }
+    let name = doc
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if st.docs.contains_key(&("Webhook".to_owned(), name.clone())) {
+        return frappe_error(
+            409,
+            "DuplicateEntryError",
+            &format!("Webhook {name} already exists"),
+        );
+    }
+    match st.save_webhook(doc) {
+        Ok(name) => {
+            HttpResponse::Ok().json(json!({ "data": st.docs.get(&("Webhook".to_owned(), name)) }))
+        }
+        Err(msg) => frappe_error(417, "ValidationError", &msg),
+    }
+}
+
+/// `PUT /api/resource/{doctype}/{name}`: `get_doc(...).update(body).save()`.
+async fn update(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    state: Shared,
+) -> HttpResponse {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(resp) = guard(&req, &mut st) {
+        return resp;
+    }
+    let (doctype, name) = path.into_inner();
+    if let Some(resp) = webhook_write_guard(&st, &doctype) {
+        return resp;
+    }
+    let changes = match frappe_body(&body) {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    let Some(Value::Object(mut doc)) = st.docs.get(&(doctype.clone(), name.clone())).cloned()
+    else {
+        return frappe_error(
+            404,
+            "DoesNotExistError",
+            &format!("{doctype} {name} not found"),
+        );
+    };
+    if doctype != "Webhook" {
+        return frappe_error(
+            403,
+            "PermissionError",
+            &format!("the emulator does not change {doctype}"),
+        );
+    }
+    for (k, v) in changes {
+        if k != "name" {
+            doc.insert(k, v);
+        }
+    }
+    match st.save_webhook(doc) {
+        Ok(name) => {
+            HttpResponse::Ok().json(json!({ "data": st.docs.get(&("Webhook".to_owned(), name)) }))
+        }
+        Err(msg) => frappe_error(417, "ValidationError", &msg),
+    }
+}
+
+async fn logged_user(req: HttpRequest, state: Shared) -> HttpResponse {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(resp) = guard(&req, &mut st) {
+        return resp;
+    }
+    HttpResponse::Ok().json(json!({"message": "shoprelay@example.com"}))
+}
+
+/// `frappe.client.get_count(doctype, filters)`.
+async fn count(
+    req: HttpRequest,
+    query: web::Query<BTreeMap<String, String>>,
+    state: Shared,
+) -> HttpResponse {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(resp) = guard(&req, &mut st) {
+        return resp;
+    }
+    let doctype = query.get("doctype").cloned().unwrap_or_default();
+    let filters = match parse_filters(query.get("filters").map(String::as_str)) {
+        Ok(f) => f,
+        Err(e) => return frappe_error(417, "ValidationError", &e),
+    };
+    let n = st
+        .docs
+        .iter()
+        .filter(|((dt, _), d)| {
+            *dt == doctype && filters.iter().all(|(f, op, v)| matches(d, f, op, v))
+        })
+        .count();
+    HttpResponse::Ok().json(json!({ "message": n }))
 }
 
 async fn get_one(

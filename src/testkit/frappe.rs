@@ -147,6 +147,8 @@ fn as_dict_with(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub webhook: String,
+    /// The name of the document the webhook fired for.
+    pub reference: String,
     pub url: String,
     pub body: Vec<u8>,
     pub signature: String,
@@ -188,12 +190,13 @@ const DICT_METHODS: [&str; 10] = [
     "popitem",
 ];
 
-/// Renders a Webhook document for `doc` (an `as_dict` value) and signs it with `secret`;
+/// Renders a Webhook document for `doc` (an `as_dict` value) and signs it with `secret` (None:
+/// security off, no signature);
 /// `relay_base` replaces the placeholder base of `request_url`.
 pub fn render(
     webhook: &WebhookDoc,
     doc: &Value,
-    secret: &str,
+    secret: Option<&str>,
     relay_base: &str,
 ) -> Result<Delivery, RenderError> {
     for attr in DICT_METHODS {
@@ -224,13 +227,16 @@ pub fn render(
         source,
     })?;
     let body = pyjson::dumps(&data).into_bytes();
-    let signature = frappe_signature(secret, &body);
+    let signature = secret
+        .map(|s| frappe_signature(s, &body))
+        .unwrap_or_default();
     let url =
         webhook
             .request_url
             .replacen(crate::erpnext::webhooks::PLACEHOLDER_BASE, relay_base, 1);
     Ok(Delivery {
         webhook: webhook.name.clone(),
+        reference: doc["name"].as_str().unwrap_or_default().to_owned(),
         url,
         body,
         signature,
