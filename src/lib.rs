@@ -18,11 +18,13 @@
 //! - [`http`]: the authorised HTTP client builder shared by the ERPNext and shop clients.
 //! - [`shop`]: the shop client, the retry policy and the push agent.
 //! - [`admin`]: health, metrics and the admin API.
+//! - [`cli`]: the administrative subcommands (`erpnext setup`, `erpnext check`, `reconcile`).
 //! - [`demo`]: `shoprelay demo`, the relay between a simulated ERPNext and shop.
 //! - [`testkit`]: the ERPNext emulator and the recording shop used by the demo and the tests.
 
 pub mod admin;
 pub mod availability;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod erpnext;

@@ -28,6 +28,31 @@ enum Command {
     },
     /// Play a short scenario: a simulated ERPNext and shop with the real relay between them.
     Demo,
+    /// Install or check the relay's Webhook documents in ERPNext.
+    Erpnext {
+        #[command(subcommand)]
+        command: ErpnextCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ErpnextCommand {
+    /// Create or update the Webhook documents of erpnext_webhook_setup/webhooks/ in ERPNext.
+    Setup {
+        #[arg(long, default_value = "shoprelay.toml")]
+        config: PathBuf,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Send the webhook secret to every shoprelay webhook again (after rotating it).
+        #[arg(long)]
+        reset_secret: bool,
+    },
+    /// Check credentials, the webhooks, and recent failed deliveries.
+    Check {
+        #[arg(long, default_value = "shoprelay.toml")]
+        config: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -37,6 +62,10 @@ async fn main() -> ExitCode {
         Command::Serve { config } => {
             shoprelay::telemetry::init("info,sled=warn,actix_server=warn");
             serve(config).await
+        }
+        Command::Erpnext { command } => {
+            shoprelay::telemetry::init("warn");
+            erpnext(command).await
         }
         Command::Demo => {
             shoprelay::telemetry::init("error");
@@ -48,6 +77,31 @@ async fn main() -> ExitCode {
         Err(message) => {
             eprintln!("shoprelay: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn erpnext(command: ErpnextCommand) -> Result<(), String> {
+    let mut out = std::io::stdout();
+    match command {
+        ErpnextCommand::Setup {
+            config,
+            dry_run,
+            reset_secret,
+        } => {
+            let settings = Settings::load(&config).map_err(|e| error_chain(&e))?;
+            shoprelay::cli::erpnext_setup(&settings, dry_run, reset_secret, &mut out)
+                .await
+                .map(|_| ())
+                .map_err(|e| error_chain(&e))
+        }
+        ErpnextCommand::Check { config } => {
+            let settings = Settings::load(&config).map_err(|e| error_chain(&e))?;
+            match shoprelay::cli::erpnext_check(&settings, &mut out).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("ERPNext is not wired right (see above)".into()),
+                Err(e) => Err(error_chain(&e)),
+            }
         }
     }
 }

@@ -214,6 +214,58 @@ impl ErpClient {
         }
     }
 
+    /// `POST /api/resource/{doctype}` (insert) or, with a name, `PUT .../{name}` (update).
+    pub async fn save_doc(
+        &self,
+        doctype: &str,
+        name: Option<&str>,
+        body: &Value,
+    ) -> Result<Value, ErpError> {
+        #[derive(serde::Deserialize)]
+        struct Data {
+            data: Value,
+        }
+        let req = match name {
+            None => self.http.post(self.resource_url(doctype)),
+            Some(n) => self.http.put(format!(
+                "{}/{}",
+                self.resource_url(doctype),
+                encode_segment(n)
+            )),
+        };
+        let resp = req.json(body).send().await.map_err(ErpError::Transport)?;
+        Ok(Self::decode::<Data>(resp).await?.data)
+    }
+
+    /// `GET /api/method/{method}` with query parameters; returns `message`.
+    pub async fn method(&self, method: &str, query: &[(&str, &str)]) -> Result<Value, ErpError> {
+        #[derive(serde::Deserialize)]
+        struct Message {
+            #[serde(default)]
+            message: Value,
+        }
+        let resp = self
+            .http
+            .get(format!("{}/api/method/{method}", self.base))
+            .query(query)
+            .send()
+            .await
+            .map_err(ErpError::Transport)?;
+        Ok(Self::decode::<Message>(resp).await?.message)
+    }
+
+    /// How many rows of `doctype` match `filters` (`frappe.client.get_count`).
+    pub async fn count(&self, doctype: &str, filters: &Value) -> Result<u64, ErpError> {
+        let v = self
+            .method(
+                "frappe.client.get_count",
+                &[("doctype", doctype), ("filters", &filters.to_string())],
+            )
+            .await?;
+        v.as_u64()
+            .ok_or_else(|| ErpError::Decode(format!("get_count answered {v}")))
+    }
+
     /// One document (`GET /api/resource/{doctype}/{name}`), None when ERPNext says 404.
     pub async fn get_doc<T: DeserializeOwned>(
         &self,

@@ -2,6 +2,7 @@
 //! and the Webhook documents shipped in `erpnext_webhook_setup/webhooks/`.
 
 pub mod client;
+pub mod setup;
 pub mod webhooks;
 
 pub use client::{ErpClient, ErpError};

@@ -21,6 +21,7 @@ pub struct Harness {
     pub handle: ServerHandle,
     pub dir: tempfile::TempDir,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
+    toml: String,
 }
 
 impl Harness {
@@ -31,6 +32,15 @@ impl Harness {
     /// Starts with the standard configuration, edited by `edit`.
     pub async fn start_with(workers: Workers, edit: impl FnOnce(String) -> String) -> Self {
         let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+        Self::start_on(erp, workers, edit).await
+    }
+
+    /// Starts a relay and a shop in front of a given emulator.
+    pub async fn start_on(
+        erp: ErpEmulator,
+        workers: Workers,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
         let shop = ShopMock::start().await.expect("shop");
         let dir = tempfile::tempdir().expect("tempdir");
         let toml = edit(relay_toml(
@@ -39,6 +49,7 @@ impl Harness {
             &dir.path().join("data"),
         ));
         let settings = Settings::from_toml(&toml, &[]).expect("settings");
+        let settings_for_tools = toml.clone();
         let app = Application::build(settings, workers).await.expect("build");
         let port = app.port();
         let relay = app.relay();
@@ -53,7 +64,21 @@ impl Harness {
             handle,
             dir,
             join,
+            toml: settings_for_tools,
         }
+    }
+
+    /// The relay's configuration with `server.public_url` set to where it listens.
+    pub fn tool_settings_toml(&self) -> String {
+        self.toml.replace(
+            "[server]",
+            &format!("[server]\npublic_url = \"{}\"", self.url("")),
+        )
+    }
+
+    /// The relay's settings with `server.public_url` set to where it listens (for setup/check).
+    pub fn tool_settings(&self) -> Settings {
+        Settings::from_toml(&self.tool_settings_toml(), &[]).expect("tool settings")
     }
 
     pub fn url(&self, path: &str) -> String {
