@@ -990,15 +990,15 @@ async fn list(
     HttpResponse::Ok().json(json!({ "data": data }))
 }
 
-fn frappe_body(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+fn frappe_body(body: &[u8]) -> Option<Map<String, Value>> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(frappe_error(
-            417,
-            "ValidationError",
-            "the body must be a JSON object",
-        )),
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
     }
+}
+
+fn not_an_object() -> HttpResponse {
+    frappe_error(417, "ValidationError", "the body must be a JSON object")
 }
 
 fn webhook_write_guard(st: &State, doctype: &str) -> Option<HttpResponse> {
@@ -1026,9 +1026,8 @@ async fn insert(
     if let Some(resp) = webhook_write_guard(&st, &doctype) {
         return resp;
     }
-    let doc = match frappe_body(&body) {
-        Ok(d) => d,
-        Err(resp) => return resp,
+    let Some(doc) = frappe_body(&body) else {
+        return not_an_object();
     };
     if doctype != "Webhook" {
         return frappe_error(
@@ -1072,9 +1071,8 @@ async fn update(
     if let Some(resp) = webhook_write_guard(&st, &doctype) {
         return resp;
     }
-    let changes = match frappe_body(&body) {
-        Ok(d) => d,
-        Err(resp) => return resp,
+    let Some(changes) = frappe_body(&body) else {
+        return not_an_object();
     };
     let Some(Value::Object(mut doc)) = st.docs.get(&(doctype.clone(), name.clone())).cloned()
     else {
