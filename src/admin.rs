@@ -36,6 +36,7 @@ pub struct Metrics {
     shipments_pushed: AtomicU64,
     returns_skipped: AtomicU64,
     rows_without_order: AtomicU64,
+    items_without_sku: AtomicU64,
     last_event_ms: AtomicU64,
     last_push_ms: AtomicU64,
 }
@@ -70,6 +71,10 @@ impl Metrics {
     }
     pub(crate) fn rows_without_order(&self, n: usize) {
         self.rows_without_order
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub(crate) fn items_without_sku(&self, n: usize) {
+        self.items_without_sku
             .fetch_add(n as u64, Ordering::Relaxed);
     }
     pub(crate) fn push_failed(&self) {
@@ -155,6 +160,13 @@ impl Metrics {
             "Delivery note rows with no Sales Order or no shop order id.",
             "",
             g(&self.rows_without_order),
+        );
+        line(
+            "shoprelay_items_without_sku_total",
+            "counter",
+            "Items skipped because their Item has no value in erpnext.sku_field.",
+            "",
+            g(&self.items_without_sku),
         );
         line(
             "shoprelay_push_failures_total",

@@ -106,6 +106,8 @@ pub struct ErpnextSettings {
     pub page_size: usize,
     /// Items read back per REST request.
     pub readback_batch: usize,
+    /// An Item field holding the shop SKU (e.g. a custom field `shop_sku`); None: the item code.
+    pub sku_field: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +170,7 @@ struct RawErpnext {
     timeout_secs: Option<u64>,
     page_size: Option<usize>,
     readback_batch: Option<usize>,
+    sku_field: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -336,6 +339,11 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
             "erpnext.readback_batch",
             raw.erpnext.readback_batch.unwrap_or(50),
         )?,
+        sku_field: raw
+            .erpnext
+            .sku_field
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty()),
     };
 
     let shop = ShopSettings {

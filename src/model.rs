@@ -21,6 +21,60 @@ impl Modified {
     }
 }
 
+/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Days since 1970-01-01 of a civil date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl Modified {
+    /// Microseconds since 1970-01-01 of this naive timestamp (no zone is applied).
+    fn micros(&self) -> Option<i64> {
+        let n = self.normalized();
+        let num = |a: usize, b: usize| n.get(a..b).and_then(|s| s.parse::<i64>().ok());
+        let days = days_from_civil(num(0, 4)?, num(5, 7)?, num(8, 10)?);
+        let secs = days * 86_400 + num(11, 13)? * 3600 + num(14, 16)? * 60 + num(17, 19)?;
+        Some(secs * 1_000_000 + num(20, 26)?)
+    }
+
+    /// The timestamp `secs` seconds earlier, in the same format; None if this one does not parse.
+    pub fn minus_secs(&self, secs: u64) -> Option<Modified> {
+        let t = self.micros()? - secs as i64 * 1_000_000;
+        let (days, rem) = (t.div_euclid(86_400_000_000), t.rem_euclid(86_400_000_000));
+        let (y, m, d) = civil_from_days(days);
+        let (s, us) = (rem / 1_000_000, rem % 1_000_000);
+        let base = format!(
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+            s / 3600,
+            (s / 60) % 60,
+            s % 60
+        );
+        Some(Modified(if us == 0 {
+            base
+        } else {
+            format!("{base}.{us:06}")
+        }))
+    }
+}
+
 impl PartialOrd for Modified {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -111,6 +165,8 @@ pub enum DocKind {
     DeliveryNote,
     #[serde(rename = "Shipment")]
     Shipment,
+    #[serde(rename = "Item")]
+    Item,
 }
 
 impl DocKind {
@@ -119,6 +175,7 @@ impl DocKind {
         match self {
             DocKind::DeliveryNote => "Delivery Note",
             DocKind::Shipment => "Shipment",
+            DocKind::Item => "Item",
         }
     }
 }

@@ -1,7 +1,11 @@
-//! The processor: inbox events become dirty items; dirty items are read back from ERPNext,
-//! their sellable levels computed per channel and queued for the shop when they changed.
+//! The processor: inbox events become dirty items and documents; dirty items are read back from
+//! ERPNext and their sellable levels computed per channel; Delivery Notes and Shipments are read
+//! back and planned into shipments; whatever changed is queued for the shop.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
 
 use crate::admin::Metrics;
 use crate::availability::channel_level;
@@ -11,14 +15,13 @@ use crate::inbound::erpnext::{ErpEvent, InboxRecord};
 use crate::model::{BinRow, DocKind, Level};
 use crate::shipments::{plan, sales_orders, DeliveryNoteDoc, ShipmentDoc};
 use crate::store::{Store, StoreError};
-use std::sync::Arc;
 
 /// Why a processing step stopped; the work it did not finish stays in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("reading Bins back from ERPNext failed")]
+    #[error("reading from ERPNext failed")]
     Erp(#[from] ErpError),
 }
 
@@ -46,59 +49,188 @@ impl StepReport {
     }
 }
 
-/// Turns signals into levels. Owned by the processing loop; tests call [`Processor::step`].
+/// What the processor is configured with.
+#[derive(Debug, Clone)]
+pub struct ProcessorSettings {
+    pub channels: Vec<Channel>,
+    /// Items per read-back step.
+    pub dirty_batch: usize,
+    /// The Sales Order field holding the shop's order id.
+    pub order_id_field: String,
+    /// The Item field holding the shop SKU; None: the item code is the SKU.
+    pub sku_field: Option<String>,
+}
+
+/// The channels with group warehouses replaced by their leaf warehouses, and every warehouse
+/// that feeds a channel (sorted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelMap {
+    pub channels: Vec<Channel>,
+    pub warehouses: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WarehouseRow {
+    name: String,
+    #[serde(default)]
+    is_group: i64,
+    #[serde(default)]
+    parent_warehouse: Option<String>,
+}
+
+const CHANNEL_MAP_META: &str = "channel_map";
+
+impl ChannelMap {
+    /// Resolves `configured` against ERPNext's Warehouse tree: a group warehouse stands for
+    /// every leaf below it; a name ERPNext does not list is kept as it is.
+    fn resolve(configured: &[Channel], tree: &[WarehouseRow]) -> Self {
+        let mut children: BTreeMap<&str, Vec<&WarehouseRow>> = BTreeMap::new();
+        for w in tree {
+            if let Some(p) = w.parent_warehouse.as_deref() {
+                children.entry(p).or_default().push(w);
+            }
+        }
+        let is_group: BTreeMap<&str, bool> = tree
+            .iter()
+            .map(|w| (w.name.as_str(), w.is_group == 1))
+            .collect();
+        let leaves = |root: &str| -> Vec<String> {
+            if is_group.get(root) != Some(&true) {
+                return vec![root.to_owned()];
+            }
+            let mut out = Vec::new();
+            let mut stack = vec![root];
+            while let Some(w) = stack.pop() {
+                for c in children.get(w).map(Vec::as_slice).unwrap_or_default() {
+                    if c.is_group == 1 {
+                        stack.push(&c.name);
+                    } else {
+                        out.push(c.name.clone());
+                    }
+                }
+            }
+            out.sort();
+            out
+        };
+        let channels: Vec<Channel> = configured
+            .iter()
+            .map(|c| {
+                let mut whs: Vec<String> = c.warehouses.iter().flat_map(|w| leaves(w)).collect();
+                whs.sort();
+                whs.dedup();
+                Channel {
+                    warehouses: whs,
+                    ..c.clone()
+                }
+            })
+            .collect();
+        let warehouses: BTreeSet<String> = channels
+            .iter()
+            .flat_map(|c| c.warehouses.iter().cloned())
+            .collect();
+        Self {
+            channels,
+            warehouses: warehouses.into_iter().collect(),
+        }
+    }
+}
+
+/// Turns signals into levels and shipments. Owned by the processing loop; tests call
+/// [`Processor::step`].
 pub struct Processor {
     store: Store,
     erp: ErpClient,
-    channels: Vec<Channel>,
-    warehouses: Vec<String>,
+    settings: ProcessorSettings,
+    map: RwLock<Option<Arc<ChannelMap>>>,
     inbox_batch: usize,
-    dirty_batch: usize,
-    order_id_field: String,
     metrics: Arc<Metrics>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }
 
 impl Processor {
     pub fn new(
         store: Store,
         erp: ErpClient,
-        channels: Vec<Channel>,
-        dirty_batch: usize,
-        order_id_field: String,
+        settings: ProcessorSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let warehouses: BTreeSet<String> = channels
-            .iter()
-            .flat_map(|c| c.warehouses.iter().cloned())
-            .collect();
         Self {
             store,
             erp,
-            channels,
-            warehouses: warehouses.into_iter().collect(),
+            settings: ProcessorSettings {
+                dirty_batch: settings.dirty_batch.max(1),
+                ..settings
+            },
+            map: RwLock::new(None),
             inbox_batch: 1000,
-            dirty_batch: dirty_batch.max(1),
-            order_id_field,
             metrics,
         }
     }
 
-    /// One step: drain a batch of inbox events, then read back and price a batch of dirty items.
+    /// Reads the Warehouse tree and resolves the channels again (at start, and on each
+    /// reconcile pass). When ERPNext cannot be read, the last resolution stored is used; with
+    /// none stored, the error is returned and nothing is computed.
+    pub async fn refresh_channel_map(&self) -> Result<Arc<ChannelMap>, ProcessError> {
+        let fields = ["name", "is_group", "parent_warehouse"];
+        let resolved = match self
+            .erp
+            .list_all::<WarehouseRow>("Warehouse", &fields, &serde_json::json!([]))
+            .await
+        {
+            Ok(tree) => {
+                let map = ChannelMap::resolve(&self.settings.channels, &tree);
+                self.store.set_meta(
+                    CHANNEL_MAP_META,
+                    &serde_json::to_vec(&map).map_err(StoreError::from)?,
+                )?;
+                map
+            }
+            Err(e) => match self.store.meta(CHANNEL_MAP_META)? {
+                Some(bytes) => {
+                    tracing::warn!(error = %e, "cannot read the Warehouse tree; using the last one read");
+                    serde_json::from_slice(&bytes).map_err(StoreError::from)?
+                }
+                None => return Err(e.into()),
+            },
+        };
+        let resolved = Arc::new(resolved);
+        *self.map.write().unwrap_or_else(|p| p.into_inner()) = Some(resolved.clone());
+        Ok(resolved)
+    }
+
+    /// The resolved channel map, resolving it on first use.
+    pub async fn channel_map(&self) -> Result<Arc<ChannelMap>, ProcessError> {
+        let current = self.map.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match current {
+            Some(m) => Ok(m),
+            None => self.refresh_channel_map().await,
+        }
+    }
+
+    /// One step: drain a batch of inbox events, read back dirty documents, then read back and
+    /// price a batch of dirty items.
     pub async fn step(&self) -> Result<StepReport, ProcessError> {
+        let map = self.channel_map().await?;
         let mut report = StepReport {
-            events: self.drain_inbox()?,
+            events: self.drain_inbox(&map)?,
             ..StepReport::default()
         };
         let (documents, shipments_queued) = self.refresh_documents().await?;
         report.documents = documents;
         report.shipments_queued = shipments_queued;
-        let dirty = self.store.dirty_batch(self.dirty_batch)?;
+        let dirty = self.store.dirty_batch(self.settings.dirty_batch)?;
         if dirty.is_empty() {
             return Ok(report);
         }
         let items: Vec<String> = dirty.iter().map(|(i, _)| i.clone()).collect();
-        let rows = self.erp.bins(&items, &self.warehouses).await?;
-        let (queued, stale) = self.apply(&items, rows)?;
+        let rows = self.erp.bins(&items, &map.warehouses).await?;
+        let (queued, stale) = self.apply(&map, &items, rows).await?;
         self.store.dirty_clear(&dirty)?;
         report.items = items.len();
         report.queued = queued;
@@ -106,7 +238,7 @@ impl Processor {
         Ok(report)
     }
 
-    fn drain_inbox(&self) -> Result<usize, ProcessError> {
+    fn drain_inbox(&self, map: &ChannelMap) -> Result<usize, ProcessError> {
         let batch = self.store.inbox_batch(self.inbox_batch)?;
         if batch.is_empty() {
             return Ok(0);
@@ -117,6 +249,21 @@ impl Processor {
         for (id, bytes) in &batch {
             ids.push(*id);
             match serde_json::from_slice::<InboxRecord>(bytes) {
+                Ok(InboxRecord {
+                    event:
+                        ErpEvent::Document {
+                            doc: DocKind::Item,
+                            name,
+                            ..
+                        },
+                    ..
+                }) => {
+                    // Its SKU may have changed; re-price it if it is stocked where we look.
+                    self.store.forget_item_sku(&name)?;
+                    if self.store.has_bins(&name)? {
+                        items.insert(name);
+                    }
+                }
                 Ok(InboxRecord {
                     event: ErpEvent::Document { doc, name, .. },
                     ..
@@ -132,7 +279,7 @@ impl Processor {
                         self.store.forget_so(so)?;
                     }
                     for (item, wh) in signal.keys {
-                        if self.warehouses.binary_search(&wh).is_ok() {
+                        if map.warehouses.binary_search(&wh).is_ok() {
                             items.insert(item);
                         } else {
                             tracing::debug!(
@@ -155,13 +302,33 @@ impl Processor {
         Ok(batch.len())
     }
 
+    /// The shop SKU of an item: the item code, or the Item's `erpnext.sku_field` (cached).
+    async fn sku(&self, item: &str) -> Result<Option<String>, ProcessError> {
+        let Some(field) = &self.settings.sku_field else {
+            return Ok(Some(item.to_owned()));
+        };
+        if let Some(cached) = self.store.item_sku(item)? {
+            return Ok(cached);
+        }
+        let doc: Option<serde_json::Value> = self.erp.get_doc("Item", item).await?;
+        let sku = doc
+            .as_ref()
+            .and_then(|d| d.get(field))
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        self.store.set_item_sku(item, sku.as_deref())?;
+        Ok(sku)
+    }
+
     /// Reads back dirty Shipments (recording their tracking and marking their delivery notes
     /// dirty), then dirty Delivery Notes, and queues the shipments they come to.
     async fn refresh_documents(&self) -> Result<(usize, usize), ProcessError> {
         let mut documents = 0;
         for (name, stamp) in self
             .store
-            .dirty_docs_batch(DocKind::Shipment, self.dirty_batch)?
+            .dirty_docs_batch(DocKind::Shipment, self.settings.dirty_batch)?
         {
             if let Some(doc) = self
                 .erp
@@ -182,52 +349,68 @@ impl Processor {
         let mut queued = 0;
         for (name, stamp) in self
             .store
-            .dirty_docs_batch(DocKind::DeliveryNote, self.dirty_batch)?
+            .dirty_docs_batch(DocKind::DeliveryNote, self.settings.dirty_batch)?
         {
             if let Some(dn) = self
                 .erp
                 .get_doc::<DeliveryNoteDoc>(DocKind::DeliveryNote.doctype(), &name)
                 .await?
             {
-                let mut orders = BTreeMap::new();
-                for so in sales_orders(&dn) {
-                    let id = self.order_id(&so).await?;
-                    orders.insert(so, id);
-                }
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_millis() as u64;
-                let shipped_at = if dn.docstatus == 1 {
-                    self.store.shipped_at(&name, now)?
-                } else {
-                    now
-                };
-                let trackings = self.store.trackings(&name)?;
-                let p = plan(
-                    &dn,
-                    |so| orders.get(so).cloned().flatten(),
-                    &trackings,
-                    shipped_at,
-                );
-                if p.is_return {
-                    self.metrics.return_skipped();
-                }
-                if p.skipped_rows > 0 {
-                    self.metrics.rows_without_order(p.skipped_rows);
-                    tracing::info!(
-                        delivery_note = name,
-                        rows = p.skipped_rows,
-                        "rows without a shop order skipped"
-                    );
-                }
-                queued += self.store.queue_shipments(&p.ops)?;
+                queued += self.plan_delivery_note(dn).await?;
             }
             self.store
                 .dirty_doc_clear(DocKind::DeliveryNote, &name, stamp)?;
             documents += 1;
         }
         Ok((documents, queued))
+    }
+
+    async fn plan_delivery_note(&self, mut dn: DeliveryNoteDoc) -> Result<usize, ProcessError> {
+        let mut orders = BTreeMap::new();
+        for so in sales_orders(&dn) {
+            let id = self.order_id(&so).await?;
+            orders.insert(so, id);
+        }
+        // Item codes become shop SKUs; rows of items without one are skipped.
+        let mut without_sku = 0;
+        let mut items = Vec::with_capacity(dn.items.len());
+        for mut row in std::mem::take(&mut dn.items) {
+            match self.sku(&row.item_code).await? {
+                Some(sku) => {
+                    row.item_code = sku;
+                    items.push(row);
+                }
+                None => without_sku += 1,
+            }
+        }
+        dn.items = items;
+        let shipped_at = if dn.docstatus == 1 {
+            self.store.shipped_at(&dn.name, now_ms())?
+        } else {
+            now_ms()
+        };
+        let trackings = self.store.trackings(&dn.name)?;
+        let p = plan(
+            &dn,
+            |so| orders.get(so).cloned().flatten(),
+            &trackings,
+            shipped_at,
+        );
+        if p.is_return {
+            self.metrics.return_skipped();
+        }
+        if p.skipped_rows > 0 {
+            self.metrics.rows_without_order(p.skipped_rows);
+            tracing::info!(
+                delivery_note = dn.name,
+                rows = p.skipped_rows,
+                "rows without a shop order skipped"
+            );
+        }
+        if without_sku > 0 {
+            self.metrics.items_without_sku(without_sku);
+        }
+        Ok(self.store.queue_shipments(&p.ops)?)
     }
 
     /// The shop order id of a Sales Order (its `erpnext.order_id_field`), cached in the store.
@@ -238,7 +421,7 @@ impl Processor {
         let doc: Option<serde_json::Value> = self.erp.get_doc("Sales Order", so).await?;
         let id = doc
             .as_ref()
-            .and_then(|d| d.get(&self.order_id_field))
+            .and_then(|d| d.get(&self.settings.order_id_field))
             .and_then(|v| v.as_str())
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -248,7 +431,12 @@ impl Processor {
     }
 
     /// Stores the read-back rows and queues the levels of `items` on every channel.
-    fn apply(&self, items: &[String], rows: Vec<BinRow>) -> Result<(usize, usize), ProcessError> {
+    async fn apply(
+        &self,
+        map: &ChannelMap,
+        items: &[String],
+        rows: Vec<BinRow>,
+    ) -> Result<(usize, usize), ProcessError> {
         let requested: BTreeSet<&str> = items.iter().map(String::as_str).collect();
         let rows: Vec<BinRow> = rows
             .into_iter()
@@ -260,27 +448,81 @@ impl Processor {
             .collect();
         let absent: Vec<(String, String)> = items
             .iter()
-            .flat_map(|i| self.warehouses.iter().map(move |w| (i, w)))
+            .flat_map(|i| map.warehouses.iter().map(move |w| (i, w)))
             .filter(|(i, w)| !present.contains(&(i.as_str(), w.as_str())))
             .map(|(i, w)| (i.clone(), w.clone()))
             .collect();
         let stale = self.store.apply_bins(&rows, &absent)?;
-        let mut levels = Vec::with_capacity(items.len() * self.channels.len());
+        let mut levels = Vec::with_capacity(items.len() * map.channels.len());
         for item in items {
+            let Some(sku) = self.sku(item).await? else {
+                self.metrics.items_without_sku(1);
+                continue;
+            };
             let mut bins: BTreeMap<String, BinRow> = BTreeMap::new();
-            for wh in &self.warehouses {
+            for wh in &map.warehouses {
                 if let Some(b) = self.store.bin(item, wh)? {
                     bins.insert(wh.clone(), b);
                 }
             }
-            for ch in &self.channels {
+            for ch in &map.channels {
                 levels.push(Level {
                     channel: ch.name.clone(),
-                    sku: item.clone(),
+                    sku: sku.clone(),
                     available: channel_level(ch, |w| bins.get(w)),
                 });
             }
         }
         Ok((self.store.queue_levels(&levels)?, stale))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Policy;
+
+    #[test]
+    fn group_warehouses_stand_for_their_leaves() {
+        let row = |name: &str, parent: Option<&str>, group: bool| WarehouseRow {
+            name: name.into(),
+            is_group: i64::from(group),
+            parent_warehouse: parent.map(str::to_owned),
+        };
+        let tree = [
+            row("All - ACME", None, true),
+            row("Berlin - ACME", Some("All - ACME"), true),
+            row("Berlin A - ACME", Some("Berlin - ACME"), false),
+            row("Berlin B - ACME", Some("Berlin - ACME"), false),
+            row("Munich - ACME", Some("All - ACME"), false),
+            row("Empty - ACME", Some("All - ACME"), true),
+        ];
+        let ch = |name: &str, whs: &[&str]| Channel {
+            name: name.into(),
+            warehouses: whs.iter().map(|s| s.to_string()).collect(),
+            policy: Policy::Actual,
+            buffer: 0.0,
+        };
+        let map = ChannelMap::resolve(
+            &[
+                ch("web", &["Berlin - ACME", "Munich - ACME"]),
+                ch("all", &["All - ACME", "Unknown"]),
+            ],
+            &tree,
+        );
+        assert_eq!(
+            map.channels[0].warehouses,
+            ["Berlin A - ACME", "Berlin B - ACME", "Munich - ACME"]
+        );
+        assert_eq!(
+            map.channels[1].warehouses,
+            [
+                "Berlin A - ACME",
+                "Berlin B - ACME",
+                "Munich - ACME",
+                "Unknown"
+            ]
+        );
+        assert_eq!(map.warehouses.len(), 4);
     }
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::admin::Metrics;
 use crate::config::Settings;
 use crate::erpnext::{ErpClient, ErpError};
-use crate::processor::Processor;
+use crate::processor::{Processor, ProcessorSettings};
 use crate::shop::retry::backoff;
 use crate::shop::{PushAgent, ShopClient, ShopError};
 use crate::store::{Store, StoreError};
@@ -91,9 +91,12 @@ impl Application {
         let processor = Processor::new(
             store.clone(),
             erp,
-            settings.channels.clone(),
-            settings.erpnext.readback_batch * 4,
-            settings.erpnext.order_id_field.clone(),
+            ProcessorSettings {
+                channels: settings.channels.clone(),
+                dirty_batch: settings.erpnext.readback_batch * 4,
+                order_id_field: settings.erpnext.order_id_field.clone(),
+                sku_field: settings.erpnext.sku_field.clone(),
+            },
             metrics.clone(),
         );
         let pusher = PushAgent::new(store.clone(), shop, &settings.shop, metrics.clone());

@@ -65,7 +65,7 @@ async fn setup_on_an_empty_site_installs_every_webhook_and_they_deliver_to_the_r
     let (dry, text) = setup(&h, true).await;
     assert_eq!(dry, Ok(0));
     assert!(
-        text.contains("dry run: 11 change(s) planned, nothing changed"),
+        text.contains("dry run: 12 change(s) planned, nothing changed"),
         "{text}"
     );
     assert!(h.erp.webhooks().is_empty(), "a dry run changes nothing");
@@ -104,7 +104,7 @@ async fn setup_on_an_empty_site_installs_every_webhook_and_they_deliver_to_the_r
     assert_eq!(r, Ok(0));
     assert!(text.contains("nothing to change"), "{text}");
     assert!(
-        text.lines().filter(|l| l.contains("unchanged")).count() == 11,
+        text.lines().filter(|l| l.contains("unchanged")).count() == 12,
         "{text}"
     );
     h.stop().await;

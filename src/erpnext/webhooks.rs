@@ -42,7 +42,7 @@ macro_rules! shipped_files {
     };
 }
 
-const FILES: [(&str, &str); 11] = shipped_files!(
+const FILES: [(&str, &str); 12] = shipped_files!(
     "shoprelay-bin-after_insert.json",
     "shoprelay-bin-on_change.json",
     "shoprelay-stock_ledger_entry-after_insert.json",
@@ -54,6 +54,7 @@ const FILES: [(&str, &str); 11] = shipped_files!(
     "shoprelay-shipment-on_submit.json",
     "shoprelay-shipment-on_change.json",
     "shoprelay-shipment-on_cancel.json",
+    "shoprelay-item-on_update.json",
 );
 
 /// Every shipped Webhook document, parsed. A file that does not parse is a build defect and

@@ -36,7 +36,7 @@ pub struct InboxRecord {
 }
 
 /// The doctypes and events shoprelay understands.
-const KNOWN_EVENTS: [(&str, &[&str]); 5] = [
+const KNOWN_EVENTS: [(&str, &[&str]); 6] = [
     ("Bin", &["after_insert", "on_update", "on_change"]),
     ("Stock Ledger Entry", &["after_insert", "on_update"]),
     (
@@ -67,6 +67,7 @@ const KNOWN_EVENTS: [(&str, &[&str]); 5] = [
             "on_update_after_submit",
         ],
     ),
+    ("Item", &["after_insert", "on_update", "on_change"]),
 ];
 
 fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -121,6 +122,7 @@ pub fn parse_event(body: &[u8]) -> Result<ErpEvent, InboundError> {
     let document = match *doctype {
         "Delivery Note" => Some(DocKind::DeliveryNote),
         "Shipment" => Some(DocKind::Shipment),
+        "Item" => Some(DocKind::Item),
         _ => None,
     };
     if let Some(doc) = document {

@@ -108,6 +108,7 @@ struct Inner {
     shipped_at: sled::Tree,
     ship_queued: sled::Tree,
     ship_outbox: sled::Tree,
+    item_skus: sled::Tree,
     commit: GroupCommit,
     dedup_window_secs: u64,
     epoch: AtomicU64,
@@ -172,6 +173,7 @@ impl Store {
             shipped_at: t("shipped_at")?,
             ship_queued: t("ship_queued")?,
             ship_outbox: t("ship_outbox")?,
+            item_skus: t("item_skus")?,
             commit: GroupCommit::spawn(db.clone()),
             db,
             dedup_window_secs: dedup_window_secs.max(1),
@@ -317,6 +319,40 @@ impl Store {
             Some(&stamp.to_be_bytes()[..]),
             None::<&[u8]>,
         )?;
+        Ok(())
+    }
+
+    /// True when a Bin row of `item` was ever read back (the item is stocked somewhere mapped).
+    pub fn has_bins(&self, item: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .inner
+            .bins
+            .scan_prefix(prefix(item))
+            .next()
+            .transpose()?
+            .is_some())
+    }
+
+    /// The cached shop SKU of an item: None when not cached, Some(None) when it has none.
+    pub fn item_sku(&self, item: &str) -> Result<Option<Option<String>>, StoreError> {
+        Ok(self
+            .inner
+            .item_skus
+            .get(item)?
+            .map(|v| Some(String::from_utf8_lossy(&v).into_owned()).filter(|s| !s.is_empty())))
+    }
+
+    /// Caches an item's shop SKU (None: it has none).
+    pub fn set_item_sku(&self, item: &str, sku: Option<&str>) -> Result<(), StoreError> {
+        self.inner
+            .item_skus
+            .insert(item, sku.unwrap_or_default().as_bytes())?;
+        Ok(())
+    }
+
+    /// Forgets an item's cached SKU (the Item changed).
+    pub fn forget_item_sku(&self, item: &str) -> Result<(), StoreError> {
+        self.inner.item_skus.remove(item)?;
         Ok(())
     }
 
