@@ -331,6 +331,23 @@ async fn resolve_dead(
     Ok(HttpResponse::Ok().json(serde_json::json!({ verb: id })))
 }
 
+#[derive(serde::Deserialize)]
+struct ReconcileQuery {
+    #[serde(default)]
+    full: bool,
+}
+
+async fn reconcile_now(
+    req: HttpRequest,
+    query: web::Query<ReconcileQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    state.reconcile.request(query.full);
+    Ok(HttpResponse::Accepted()
+        .json(serde_json::json!({"reconcile": "requested", "full": query.full})))
+}
+
 /// Registers the health, metrics and admin routes.
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
@@ -338,6 +355,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/admin/status", web::get().to(status))
         .route("/admin/dead-letters", web::get().to(dead_letters))
+        .route("/admin/reconcile", web::post().to(reconcile_now))
         .route("/admin/dead-letters/{id}/retry", web::post().to(retry_dead))
         .route("/admin/dead-letters/{id}", web::delete().to(discard_dead));
 }

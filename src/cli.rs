@@ -4,9 +4,11 @@
 use std::io::Write;
 
 use crate::config::Settings;
+use crate::erpnext::reconcile::Progress;
 use crate::erpnext::setup::{apply, check, plan, Action};
 use crate::erpnext::webhooks::shipped;
 use crate::erpnext::{ErpClient, ErpError};
+use crate::startup::{error_chain, Relay, StartupError};
 
 /// Why a subcommand failed. Shown to the user as is (with its causes).
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,8 @@ pub enum CliError {
     Output(#[from] std::io::Error),
     #[error("{0}")]
     Other(String),
+    #[error("{0} (is `shoprelay serve` running on this data directory? Then ask it: POST /admin/reconcile)")]
+    Open(String),
 }
 
 fn public_url(settings: &Settings) -> Result<&str, CliError> {
@@ -98,4 +102,101 @@ pub async fn erpnext_check(settings: &Settings, out: &mut impl Write) -> Result<
         writeln!(out, "verdict: {problems} problem(s) found")?;
     }
     Ok(problems == 0)
+}
+
+/// A one-line progress bar: `[#########-----------]  45%  4500/10000 Bins`.
+pub fn progress_line(p: Progress) -> String {
+    match p.total {
+        Some(total) if total > 0 => {
+            let done = p.rows.min(total);
+            let filled = (done * 20 / total) as usize;
+            format!(
+                "[{}{}] {:3}%  {done}/{total} Bins",
+                "#".repeat(filled),
+                "-".repeat(20 - filled),
+                done * 100 / total
+            )
+        }
+        _ => format!("{} Bins read", p.rows),
+    }
+}
+
+/// What `shoprelay reconcile` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileSummary {
+    pub rows: u64,
+    pub pages: u64,
+    pub items_read_back: usize,
+    pub levels_pushed: u64,
+    /// Levels still waiting for the shop when the command gave up on it (shop down).
+    pub levels_waiting: usize,
+}
+
+/// `shoprelay reconcile [--full]`: one pass, then reads back the marked items and pushes what
+/// changed, with a progress bar on `progress` and a summary on `out`.
+pub async fn reconcile(
+    settings: &Settings,
+    full: bool,
+    out: &mut impl Write,
+    progress: &mut impl Write,
+) -> Result<ReconcileSummary, CliError> {
+    let relay = Relay::open(settings).map_err(|e| match e {
+        StartupError::Store { .. } => CliError::Open(error_chain(&e)),
+        other => CliError::Other(error_chain(&other)),
+    })?;
+    let report = relay
+        .reconcile_pass(full, |p| {
+            let _ = write!(progress, "\r{}", progress_line(p));
+            let _ = progress.flush();
+        })
+        .await
+        .map_err(|e| CliError::Other(error_chain(&e)))?;
+    writeln!(progress)?;
+    let mut items_read_back = 0;
+    loop {
+        let r = relay
+            .processor
+            .step()
+            .await
+            .map_err(|e| CliError::Other(error_chain(&e)))?;
+        items_read_back += r.items;
+        if r.is_idle() {
+            break;
+        }
+    }
+    // Push until the outbox is empty, or until the shop only fails (the relay will retry it).
+    loop {
+        let r = relay
+            .pusher
+            .step()
+            .await
+            .map_err(|e| CliError::Other(error_chain(&e)))?;
+        if relay.store.depths().outbox == 0 || (r.accepted == 0 && r.dead == 0) {
+            break;
+        }
+    }
+    relay
+        .store
+        .flush_now()
+        .map_err(|e| CliError::Other(error_chain(&e)))?;
+    let summary = ReconcileSummary {
+        rows: report.rows,
+        pages: report.pages,
+        items_read_back,
+        levels_pushed: relay.metrics.levels_pushed(),
+        levels_waiting: relay.store.depths().outbox,
+    };
+    writeln!(
+        out,
+        "reconcile{}: {} Bins in {} page(s) since {}; {} item(s) read back; {} level(s) pushed; {} waiting for the shop; watermark {}",
+        if full { " (full)" } else { "" },
+        summary.rows,
+        summary.pages,
+        report.from.map(|m| m.0).unwrap_or_else(|| "the beginning".into()),
+        summary.items_read_back,
+        summary.levels_pushed,
+        summary.levels_waiting,
+        report.watermark.map(|m| m.0).unwrap_or_else(|| "(none)".into()),
+    )?;
+    Ok(summary)
 }

@@ -28,6 +28,14 @@ enum Command {
     },
     /// Play a short scenario: a simulated ERPNext and shop with the real relay between them.
     Demo,
+    /// One reconcile pass: re-read changed Bins and push what differs from the shop.
+    Reconcile {
+        #[arg(long, default_value = "shoprelay.toml")]
+        config: PathBuf,
+        /// Read every Bin, not only those changed since the last pass.
+        #[arg(long)]
+        full: bool,
+    },
     /// Install or check the relay's Webhook documents in ERPNext.
     Erpnext {
         #[command(subcommand)]
@@ -62,6 +70,21 @@ async fn main() -> ExitCode {
         Command::Serve { config } => {
             shoprelay::telemetry::init("info,sled=warn,actix_server=warn");
             serve(config).await
+        }
+        Command::Reconcile { config, full } => {
+            shoprelay::telemetry::init("warn");
+            match Settings::load(&config) {
+                Ok(settings) => shoprelay::cli::reconcile(
+                    &settings,
+                    full,
+                    &mut std::io::stdout(),
+                    &mut std::io::stderr(),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| error_chain(&e)),
+                Err(e) => Err(error_chain(&e)),
+            }
         }
         Command::Erpnext { command } => {
             shoprelay::telemetry::init("warn");

@@ -6,9 +6,17 @@ use serde::{Deserialize, Serialize};
 
 /// A Frappe `modified` value: a naive timestamp in the site's time zone, as ERPNext prints it
 /// (`2025-06-02 14:05:07.654321`, microseconds only when non-zero). Ordered by time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(transparent)]
 pub struct Modified(pub String);
+
+impl PartialEq for Modified {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Modified {}
 
 impl Modified {
     /// The value padded to `YYYY-MM-DD HH:MM:SS.ffffff`, so that string order is time order.

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::Metrics;
 use crate::config::Settings;
+use crate::erpnext::reconcile::Reconciler;
 use crate::erpnext::{ErpClient, ErpError};
 use crate::processor::{Processor, ProcessorSettings};
 use crate::shop::retry::backoff;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub(crate) store: Store,
     pub(crate) wake_processor: Arc<Notify>,
     pub(crate) wake_pusher: Arc<Notify>,
+    pub(crate) reconcile: Arc<ReconcileTrigger>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -54,9 +56,87 @@ pub struct Relay {
     pub store: Store,
     pub processor: Arc<Processor>,
     pub pusher: Arc<PushAgent>,
+    pub reconciler: Arc<Reconciler>,
     pub metrics: Arc<Metrics>,
     wake_processor: Arc<Notify>,
     wake_pusher: Arc<Notify>,
+    reconcile: Arc<ReconcileTrigger>,
+}
+
+/// Asks the reconcile loop for a pass now (the admin API), optionally a full one.
+#[derive(Default)]
+pub struct ReconcileTrigger {
+    now: Notify,
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl ReconcileTrigger {
+    /// Requests a pass (a full one when `full`).
+    pub fn request(&self, full: bool) {
+        if full {
+            self.full.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.now.notify_one();
+    }
+}
+
+impl Relay {
+    /// Opens the store and builds the workers (no listener). `serve` and the command-line
+    /// tools share it; only one process may open a data directory at a time.
+    pub fn open(settings: &Settings) -> Result<Self, StartupError> {
+        let store = Store::open(&settings.server.data_dir, settings.server.dedup_window_secs)
+            .map_err(|source| StartupError::Store {
+                path: settings.server.data_dir.clone(),
+                source,
+            })?;
+        let metrics = Arc::new(Metrics::default());
+        let erp = ErpClient::new(&settings.erpnext)?;
+        let shop = ShopClient::new(&settings.shop)?;
+        let processor = Processor::new(
+            store.clone(),
+            erp.clone(),
+            ProcessorSettings {
+                channels: settings.channels.clone(),
+                dirty_batch: settings.erpnext.readback_batch * 4,
+                order_id_field: settings.erpnext.order_id_field.clone(),
+                sku_field: settings.erpnext.sku_field.clone(),
+            },
+            metrics.clone(),
+        );
+        let reconciler = Reconciler::new(
+            erp,
+            store.clone(),
+            settings.erpnext.page_size,
+            settings.erpnext.reconcile_overlap_secs,
+        );
+        let pusher = PushAgent::new(store.clone(), shop, &settings.shop, metrics.clone());
+        Ok(Relay {
+            store,
+            processor: Arc::new(processor),
+            pusher: Arc::new(pusher),
+            reconciler: Arc::new(reconciler),
+            metrics,
+            wake_processor: Arc::new(Notify::new()),
+            wake_pusher: Arc::new(Notify::new()),
+            reconcile: Arc::new(ReconcileTrigger::default()),
+        })
+    }
+
+    /// One reconcile pass over the channels' warehouses (read from ERPNext's tree first); wakes
+    /// the processor for the items it marked.
+    pub async fn reconcile_pass(
+        &self,
+        full: bool,
+        progress: impl FnMut(crate::erpnext::reconcile::Progress),
+    ) -> Result<crate::erpnext::reconcile::PassReport, crate::processor::ProcessError> {
+        let map = self.processor.refresh_channel_map().await?;
+        let report = self
+            .reconciler
+            .pass(&map.warehouses, full, progress)
+            .await?;
+        self.wake_processor.notify_one();
+        Ok(report)
+    }
 }
 
 /// Whether [`Application::run_until_stopped`] starts the background loops.
@@ -74,46 +154,21 @@ pub struct Application {
     server: Server,
     relay: Relay,
     workers: Workers,
+    reconcile_every: Option<Duration>,
 }
 
 impl Application {
     /// Opens the store and binds `server.listen`. Must run inside a tokio runtime.
     pub async fn build(settings: Settings, workers: Workers) -> Result<Self, StartupError> {
+        let relay = Relay::open(&settings)?;
         let settings = Arc::new(settings);
-        let store = Store::open(&settings.server.data_dir, settings.server.dedup_window_secs)
-            .map_err(|source| StartupError::Store {
-                path: settings.server.data_dir.clone(),
-                source,
-            })?;
-        let metrics = Arc::new(Metrics::default());
-        let erp = ErpClient::new(&settings.erpnext)?;
-        let shop = ShopClient::new(&settings.shop)?;
-        let processor = Processor::new(
-            store.clone(),
-            erp,
-            ProcessorSettings {
-                channels: settings.channels.clone(),
-                dirty_batch: settings.erpnext.readback_batch * 4,
-                order_id_field: settings.erpnext.order_id_field.clone(),
-                sku_field: settings.erpnext.sku_field.clone(),
-            },
-            metrics.clone(),
-        );
-        let pusher = PushAgent::new(store.clone(), shop, &settings.shop, metrics.clone());
-        let relay = Relay {
-            store: store.clone(),
-            processor: Arc::new(processor),
-            pusher: Arc::new(pusher),
-            metrics: metrics.clone(),
-            wake_processor: Arc::new(Notify::new()),
-            wake_pusher: Arc::new(Notify::new()),
-        };
         let state = web::Data::new(AppState {
             settings: settings.clone(),
-            store,
+            store: relay.store.clone(),
             wake_processor: relay.wake_processor.clone(),
             wake_pusher: relay.wake_pusher.clone(),
-            metrics,
+            reconcile: relay.reconcile.clone(),
+            metrics: relay.metrics.clone(),
         });
         let addr = settings.server.listen;
         let listener =
@@ -141,6 +196,8 @@ impl Application {
             server,
             relay,
             workers,
+            reconcile_every: (settings.erpnext.reconcile_interval_secs > 0)
+                .then(|| Duration::from_secs(settings.erpnext.reconcile_interval_secs)),
         })
     }
 
@@ -166,6 +223,7 @@ impl Application {
             Workers::Background => vec![
                 tokio::spawn(processing_loop(self.relay.clone())),
                 tokio::spawn(push_loop(self.relay.clone())),
+                tokio::spawn(reconcile_loop(self.relay.clone(), self.reconcile_every)),
             ],
             Workers::Manual => Vec::new(),
         };
@@ -226,6 +284,38 @@ async fn processing_loop(relay: Relay) {
                 tokio::time::sleep(delay).await;
             }
         }
+    }
+}
+
+/// A pass at start (catching up after downtime), then every `every`, and whenever the admin
+/// asks. Without `every`, only when asked.
+async fn reconcile_loop(relay: Relay, every: Option<Duration>) {
+    let mut run = every.is_some();
+    loop {
+        if run {
+            let full = relay
+                .reconcile
+                .full
+                .swap(false, std::sync::atomic::Ordering::SeqCst);
+            match relay.reconcile_pass(full, |_| {}).await {
+                Ok(r) => {
+                    tracing::info!(full, rows = r.rows, pages = r.pages, watermark = ?r.watermark.map(|w| w.0), "reconcile pass done")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "reconcile pass failed; the next one will cover it")
+                }
+            }
+        }
+        match every {
+            Some(d) => {
+                tokio::select! {
+                    _ = relay.reconcile.now.notified() => {}
+                    _ = tokio::time::sleep(d) => {}
+                }
+            }
+            None => relay.reconcile.now.notified().await,
+        }
+        run = true;
     }
 }
 

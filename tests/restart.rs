@@ -148,3 +148,38 @@ async fn a_graceful_restart_with_pushes_pending_resumes_them() {
     .await;
     terminate(relay);
 }
+
+#[tokio::test]
+async fn changes_made_while_the_relay_was_down_are_repaired_when_it_starts() {
+    let (erp, shop, dir, config) = setup().await;
+    let log = dir.path().join("relay.log");
+    let relay = spawn(&config, &log);
+    let mut want = burst(&erp, relay.port).await;
+    wait_until(
+        "the burst in the shop",
+        || web_levels(&shop) == want,
+        || format!("{:?}", web_levels(&shop)),
+    )
+    .await;
+    terminate(relay);
+    // While it is down, stock moves; Frappe's deliveries fail and are dropped after 3 tries.
+    for i in 0..5u64 {
+        let item = format!("K{i:02}");
+        let _dropped = erp.stock_move(&item, STORES, 100.0).expect("move");
+        *want.get_mut(&item).expect("known item") += 100;
+    }
+    let relay = spawn(&config, &log);
+    wait_until(
+        "the start-up reconcile repaired them",
+        || web_levels(&shop) == want,
+        || {
+            format!(
+                "{:?}\nlog:\n{}",
+                web_levels(&shop),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        },
+    )
+    .await;
+    terminate(relay);
+}

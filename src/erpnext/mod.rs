@@ -1,7 +1,8 @@
-//! ERPNext side: the REST client (token auth, paging, error decoding), the Bin read-back,
-//! and the Webhook documents shipped in `erpnext_webhook_setup/webhooks/`.
+//! ERPNext side: the REST client (token auth, paging, error decoding), the Webhook documents
+//! shipped in `erpnext_webhook_setup/webhooks/`, setup and check, and reconcile.
 
 pub mod client;
+pub mod reconcile;
 pub mod setup;
 pub mod webhooks;
 
