@@ -297,6 +297,117 @@ async fn end_to_end(rate: u64, seconds: u64) -> BenchResult<()> {
     Ok(())
 }
 
+/// Serves `GET /api/resource/Bin` pages from rows pre-sorted by (modified, name), with the
+/// `modified >=` filter by binary search, and empty lists for other doctypes.
+async fn bin_pager(rows: Vec<serde_json::Value>) -> BenchResult<(String, actix_web::dev::ServerHandle)> {
+    use std::collections::BTreeMap;
+    let rows = web::Data::new(rows);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(rows.clone())
+            .route(
+                "/api/resource/{doctype}",
+                web::get().to(|path: web::Path<String>, q: web::Query<BTreeMap<String, String>>, rows: web::Data<Vec<serde_json::Value>>| async move {
+                    if path.as_str() != "Bin" {
+                        return HttpResponse::Ok().json(serde_json::json!({"data": []}));
+                    }
+                    let filters: serde_json::Value = q.get("filters").and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default();
+                    let from = filters
+                        .as_array()
+                        .and_then(|fs| fs.iter().find(|f| f[0] == "modified"))
+                        .and_then(|f| f[2].as_str())
+                        .unwrap_or("");
+                    let first = rows.partition_point(|r| r["modified"].as_str().unwrap_or("") < from);
+                    let start: usize = q.get("limit_start").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let len: usize = q.get("limit_page_length").and_then(|v| v.parse().ok()).unwrap_or(20);
+                    let page: Vec<&serde_json::Value> = rows.iter().skip(first + start).take(len).collect();
+                    HttpResponse::Ok().json(serde_json::json!({ "data": page }))
+                }),
+            )
+            .route(
+                "/api/method/frappe.client.get_count",
+                web::get().to(|rows: web::Data<Vec<serde_json::Value>>| async move { HttpResponse::Ok().json(serde_json::json!({"message": rows.len()})) }),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((url, handle))
+}
+
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn reconcile_full_pass(n: usize) -> BenchResult<()> {
+    let mut rows = Vec::with_capacity(n);
+    let warehouses = ["Stores - ACME", "Finished Goods - ACME"];
+    for i in 0..n {
+        rows.push(serde_json::json!({
+            "item_code": format!("ITEM-{:06}", i / 2), "warehouse": warehouses[i % 2],
+            "actual_qty": (i % 50) as f64, "projected_qty": 0.0, "reserved_qty": 0.0,
+            "reserved_qty_for_production": 0.0, "reserved_qty_for_sub_contract": 0.0, "reserved_qty_for_production_plan": 0.0,
+            // 1,000 Bins share each timestamp: runs of equal values span pages.
+            "modified": format!("2026-11-26 {:02}:{:02}:{:02}", 8 + i / 1000 / 3600, (i / 1000 / 60) % 60, (i / 1000) % 60),
+            "name": format!("BIN-{i:06}"),
+        }));
+    }
+    rows.sort_by(|a, b| (a["modified"].as_str(), a["name"].as_str()).cmp(&(b["modified"].as_str(), b["name"].as_str())));
+    let (url, handle) = bin_pager(rows).await?;
+    let dir = tempfile_dir("reconcile")?;
+    let toml = relay_toml(&url, "http://127.0.0.1:9/erp", &dir).replace("page_size = 20", "page_size = 500");
+    let settings = Settings::from_toml(&toml, &[])?;
+
+    // Baseline: the same pages fetched and decoded, nothing stored.
+    let erp = shoprelay::erpnext::ErpClient::new(&settings.erpnext)?;
+    let filters = serde_json::json!([["warehouse", "in", ["Stores - ACME", "Finished Goods - ACME"]]]);
+    let t = Instant::now();
+    let mut read = 0;
+    loop {
+        let page: Vec<shoprelay::model::BinRow> = erp.list_page("Bin", &shoprelay::model::BinRow::FIELDS, &filters, "modified asc, name asc", read, 500).await?;
+        read += page.len();
+        if page.len() < 500 {
+            break;
+        }
+    }
+    let baseline = t.elapsed();
+
+    let relay = shoprelay::startup::Relay::open(&settings)?;
+    let rss_before = status_kb("VmRSS:");
+    let hwm_before = status_kb("VmHWM:");
+    let t = Instant::now();
+    let report = relay.reconcile_pass(true, |_| {}).await?;
+    let elapsed = t.elapsed();
+    let hwm_after = status_kb("VmHWM:");
+    println!("\n## Reconcile: one full pass over {n} Bins, pages of 500\n");
+    println!("| measure | time | Bins/s |");
+    println!("|---|---|---|");
+    println!("| baseline: fetch and decode every page, store nothing ({read} rows) | {:.2} s | {:.0} |", baseline.as_secs_f64(), read as f64 / baseline.as_secs_f64());
+    println!("| shoprelay pass: pages by (modified, name) cursor, items marked dirty in sled | {:.2} s | {:.0} |", elapsed.as_secs_f64(), report.rows as f64 / elapsed.as_secs_f64());
+    println!(
+        "\nrows read: {}, pages: {}, items marked: {}, dirty items in store: {}; process RSS before the pass {} MiB, peak during it {} MiB (peak before it {} MiB)",
+        report.rows,
+        report.pages,
+        report.items,
+        relay.store.depths().dirty,
+        rss_before / 1024,
+        hwm_after / 1024,
+        hwm_before / 1024
+    );
+    handle.stop(true).await;
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn tempfile_dir(name: &str) -> BenchResult<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("shoprelay-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -318,6 +429,8 @@ fn main() -> BenchResult<()> {
                 .unwrap_or(0),
             cpu_model()
         );
+        // First, while the process is small, so that its peak memory is the pass's own.
+        reconcile_full_pass(if quick { 20_000 } else { 100_000 }).await?;
         ingest(
             if quick { 1 } else { 3 },
             if quick { 10_000 } else { 40_000 },

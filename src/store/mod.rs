@@ -156,6 +156,7 @@ impl Store {
             .path(path)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(Some(1000))
+            .cache_capacity(64 * 1024 * 1024)
             .open()?;
         let t = |name: &str| db.open_tree(name);
         let inner = Inner {
