@@ -193,8 +193,11 @@ async fn end_to_end(rate: u64, seconds: u64) -> BenchResult<()> {
     let erp = ErpEmulator::start(WEBHOOK_SECRET).await?;
     let shop = ShopMock::start().await?;
     let dir = tempfile_dir("e2e")?;
-    let toml =
-        relay_toml(&erp.url(), &shop.base_url(), &dir).replace("page_size = 20", "page_size = 500");
+    // Reconcile off: only the webhooks may bring the changes (the emulator holds them already).
+    let toml = relay_toml(&erp.url(), &shop.base_url(), &dir).replace(
+        "page_size = 20",
+        "page_size = 500\nreconcile_interval_secs = 0",
+    );
     let app = Application::build(Settings::from_toml(&toml, &[])?, Workers::Background).await?;
     let port = app.port();
     let handle = app.handle();
@@ -299,7 +302,9 @@ async fn end_to_end(rate: u64, seconds: u64) -> BenchResult<()> {
 
 /// Serves `GET /api/resource/Bin` pages from rows pre-sorted by (modified, name), with the
 /// `modified >=` filter by binary search, and empty lists for other doctypes.
-async fn bin_pager(rows: Vec<serde_json::Value>) -> BenchResult<(String, actix_web::dev::ServerHandle)> {
+async fn bin_pager(
+    rows: Vec<serde_json::Value>,
+) -> BenchResult<(String, actix_web::dev::ServerHandle)> {
     use std::collections::BTreeMap;
     let rows = web::Data::new(rows);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -309,26 +314,43 @@ async fn bin_pager(rows: Vec<serde_json::Value>) -> BenchResult<(String, actix_w
             .app_data(rows.clone())
             .route(
                 "/api/resource/{doctype}",
-                web::get().to(|path: web::Path<String>, q: web::Query<BTreeMap<String, String>>, rows: web::Data<Vec<serde_json::Value>>| async move {
-                    if path.as_str() != "Bin" {
-                        return HttpResponse::Ok().json(serde_json::json!({"data": []}));
-                    }
-                    let filters: serde_json::Value = q.get("filters").and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default();
-                    let from = filters
-                        .as_array()
-                        .and_then(|fs| fs.iter().find(|f| f[0] == "modified"))
-                        .and_then(|f| f[2].as_str())
-                        .unwrap_or("");
-                    let first = rows.partition_point(|r| r["modified"].as_str().unwrap_or("") < from);
-                    let start: usize = q.get("limit_start").and_then(|v| v.parse().ok()).unwrap_or(0);
-                    let len: usize = q.get("limit_page_length").and_then(|v| v.parse().ok()).unwrap_or(20);
-                    let page: Vec<&serde_json::Value> = rows.iter().skip(first + start).take(len).collect();
-                    HttpResponse::Ok().json(serde_json::json!({ "data": page }))
-                }),
+                web::get().to(
+                    |path: web::Path<String>,
+                     q: web::Query<BTreeMap<String, String>>,
+                     rows: web::Data<Vec<serde_json::Value>>| async move {
+                        if path.as_str() != "Bin" {
+                            return HttpResponse::Ok().json(serde_json::json!({"data": []}));
+                        }
+                        let filters: serde_json::Value = q
+                            .get("filters")
+                            .and_then(|f| serde_json::from_str(f).ok())
+                            .unwrap_or_default();
+                        let from = filters
+                            .as_array()
+                            .and_then(|fs| fs.iter().find(|f| f[0] == "modified"))
+                            .and_then(|f| f[2].as_str())
+                            .unwrap_or("");
+                        let first =
+                            rows.partition_point(|r| r["modified"].as_str().unwrap_or("") < from);
+                        let start: usize = q
+                            .get("limit_start")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        let len: usize = q
+                            .get("limit_page_length")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(20);
+                        let page: Vec<&serde_json::Value> =
+                            rows.iter().skip(first + start).take(len).collect();
+                        HttpResponse::Ok().json(serde_json::json!({ "data": page }))
+                    },
+                ),
             )
             .route(
                 "/api/method/frappe.client.get_count",
-                web::get().to(|rows: web::Data<Vec<serde_json::Value>>| async move { HttpResponse::Ok().json(serde_json::json!({"message": rows.len()})) }),
+                web::get().to(|rows: web::Data<Vec<serde_json::Value>>| async move {
+                    HttpResponse::Ok().json(serde_json::json!({"message": rows.len()}))
+                }),
             )
     })
     .workers(1)
@@ -343,7 +365,11 @@ async fn bin_pager(rows: Vec<serde_json::Value>) -> BenchResult<(String, actix_w
 fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -360,19 +386,36 @@ async fn reconcile_full_pass(n: usize) -> BenchResult<()> {
             "name": format!("BIN-{i:06}"),
         }));
     }
-    rows.sort_by(|a, b| (a["modified"].as_str(), a["name"].as_str()).cmp(&(b["modified"].as_str(), b["name"].as_str())));
+    rows.sort_by(|a, b| {
+        (a["modified"].as_str(), a["name"].as_str())
+            .cmp(&(b["modified"].as_str(), b["name"].as_str()))
+    });
     let (url, handle) = bin_pager(rows).await?;
     let dir = tempfile_dir("reconcile")?;
-    let toml = relay_toml(&url, "http://127.0.0.1:9/erp", &dir).replace("page_size = 20", "page_size = 500");
+    let toml = relay_toml(&url, "http://127.0.0.1:9/erp", &dir)
+        .replace("page_size = 20", "page_size = 500");
     let settings = Settings::from_toml(&toml, &[])?;
 
     // Baseline: the same pages fetched and decoded, nothing stored.
     let erp = shoprelay::erpnext::ErpClient::new(&settings.erpnext)?;
-    let filters = serde_json::json!([["warehouse", "in", ["Stores - ACME", "Finished Goods - ACME"]]]);
+    let filters = serde_json::json!([[
+        "warehouse",
+        "in",
+        ["Stores - ACME", "Finished Goods - ACME"]
+    ]]);
     let t = Instant::now();
     let mut read = 0;
     loop {
-        let page: Vec<shoprelay::model::BinRow> = erp.list_page("Bin", &shoprelay::model::BinRow::FIELDS, &filters, "modified asc, name asc", read, 500).await?;
+        let page: Vec<shoprelay::model::BinRow> = erp
+            .list_page(
+                "Bin",
+                &shoprelay::model::BinRow::FIELDS,
+                &filters,
+                "modified asc, name asc",
+                read,
+                500,
+            )
+            .await?;
         read += page.len();
         if page.len() < 500 {
             break;
@@ -390,7 +433,11 @@ async fn reconcile_full_pass(n: usize) -> BenchResult<()> {
     println!("\n## Reconcile: one full pass over {n} Bins, pages of 500\n");
     println!("| measure | time | Bins/s |");
     println!("|---|---|---|");
-    println!("| baseline: fetch and decode every page, store nothing ({read} rows) | {:.2} s | {:.0} |", baseline.as_secs_f64(), read as f64 / baseline.as_secs_f64());
+    println!(
+        "| baseline: fetch and decode every page, store nothing ({read} rows) | {:.2} s | {:.0} |",
+        baseline.as_secs_f64(),
+        read as f64 / baseline.as_secs_f64()
+    );
     println!("| shoprelay pass: pages by (modified, name) cursor, items marked dirty in sled | {:.2} s | {:.0} |", elapsed.as_secs_f64(), report.rows as f64 / elapsed.as_secs_f64());
     println!(
         "\nrows read: {}, pages: {}, items marked: {}, dirty items in store: {}; process RSS before the pass {} MiB, peak during it {} MiB (peak before it {} MiB)",

@@ -200,3 +200,48 @@ pub async fn reconcile(
     )?;
     Ok(summary)
 }
+
+/// `shoprelay shop check`: one line per rule and a verdict. Returns true when no rule failed.
+pub async fn shop_check(
+    settings: &Settings,
+    channel: &str,
+    skus: &[String],
+    out: &mut impl Write,
+) -> Result<bool, CliError> {
+    let client = crate::shop::ShopClient::new(&settings.shop)
+        .map_err(|e| CliError::Other(error_chain(&e)))?;
+    writeln!(
+        out,
+        "checking the shop at {} (channel {channel}, SKUs {})",
+        settings.shop.base_url,
+        skus.join(", ")
+    )?;
+    let lines = crate::shop::check::run(
+        &client,
+        !settings.shop.signing_secrets.is_empty(),
+        channel,
+        skus,
+    )
+    .await;
+    for l in &lines {
+        writeln!(out, "  {}", l.render())?;
+    }
+    let failed = lines
+        .iter()
+        .filter(|l| matches!(l.outcome, crate::shop::check::Outcome::Fail(_)))
+        .count();
+    let skipped = lines
+        .iter()
+        .filter(|l| matches!(l.outcome, crate::shop::check::Outcome::Skip(_)))
+        .count();
+    if failed == 0 {
+        writeln!(
+            out,
+            "verdict: the shop keeps the contract ({} passed, {skipped} skipped)",
+            lines.len() - skipped
+        )?;
+    } else {
+        writeln!(out, "verdict: {failed} rule(s) broken")?;
+    }
+    Ok(failed == 0)
+}

@@ -114,7 +114,8 @@ pub struct ErpnextSettings {
 pub struct ShopSettings {
     pub base_url: reqwest::Url,
     pub token: Secret,
-    pub signing_secret: Option<Secret>,
+    /// Standard Webhooks secrets; every push is signed with each (several while rotating).
+    pub signing_secrets: Vec<Secret>,
     pub webhook_secret: Option<Secret>,
     pub max_batch: usize,
     pub timeout_secs: u64,
@@ -173,12 +174,29 @@ struct RawErpnext {
     sku_field: Option<String>,
 }
 
+/// One secret, or a list while rotating.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawShop {
     base_url: Option<String>,
     token: Option<String>,
-    signing_secret: Option<String>,
+    signing_secret: Option<OneOrMany>,
     webhook_secret: Option<String>,
     max_batch: Option<usize>,
     timeout_secs: Option<u64>,
@@ -349,11 +367,18 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
     let shop = ShopSettings {
         base_url: url("shop.base_url", raw.shop.base_url)?,
         token: required_secret("shop.token", env.shop_token, raw.shop.token)?,
-        signing_secret: env
-            .shop_signing_secret
-            .or(raw.shop.signing_secret)
-            .filter(|s| !s.is_empty())
-            .map(Secret),
+        signing_secrets: match env.shop_signing_secret {
+            Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+            None => raw
+                .shop
+                .signing_secret
+                .map(OneOrMany::into_vec)
+                .unwrap_or_default(),
+        }
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(Secret)
+        .collect(),
         webhook_secret: env
             .shop_webhook_secret
             .or(raw.shop.webhook_secret)
@@ -482,6 +507,31 @@ warehouses = ["Stores - ACME"]
             let err = Settings::from_toml(&text, &[]).expect_err(key).to_string();
             assert!(err.contains(key), "{err} should name {key}");
         }
+    }
+
+    #[test]
+    fn the_signing_secret_may_be_one_or_a_list() {
+        let one = Settings::from_toml(
+            &GOOD.replace(
+                "token = \"t\"",
+                "token = \"t\"\nsigning_secret = \"whsec_a\"",
+            ),
+            &[],
+        )
+        .expect("one");
+        assert_eq!(one.shop.signing_secrets.len(), 1);
+        let two = Settings::from_toml(
+            &GOOD.replace(
+                "token = \"t\"",
+                "token = \"t\"\nsigning_secret = [\"whsec_a\", \"whsec_b\"]",
+            ),
+            &[],
+        )
+        .expect("two");
+        assert_eq!(two.shop.signing_secrets.len(), 2);
+        let env =
+            Settings::from_toml(GOOD, &[("shop_signing_secret", "whsec_x,whsec_y")]).expect("env");
+        assert_eq!(env.shop.signing_secrets.len(), 2);
     }
 
     #[test]

@@ -36,10 +36,41 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Check a live shop against the shop contract, or run the reference shop.
+    Shop {
+        #[command(subcommand)]
+        command: ShopCommand,
+    },
     /// Install or check the relay's Webhook documents in ERPNext.
     Erpnext {
         #[command(subcommand)]
         command: ErpnextCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShopCommand {
+    /// Run the contract's conformance checks against the shop in the configuration.
+    Check {
+        #[arg(long, default_value = "shoprelay.toml")]
+        config: PathBuf,
+        /// A channel for test levels.
+        #[arg(long, default_value = "shoprelay-check")]
+        channel: String,
+        /// Test SKUs (repeat the flag for several).
+        #[arg(long = "sku", default_values_t = vec!["SHOPRELAY-CHECK-1".to_string()])]
+        skus: Vec<String>,
+    },
+    /// Run the reference shop (in memory) that implements the contract; its API is under /erp.
+    Mock {
+        #[arg(long, default_value = "127.0.0.1:8788")]
+        listen: std::net::SocketAddr,
+        /// The bearer token it requires.
+        #[arg(long, default_value = "shop-token")]
+        token: String,
+        /// A Standard Webhooks secret it verifies (repeat while rotating); none: unsigned.
+        #[arg(long = "signing-secret")]
+        signing_secrets: Vec<String>,
     },
 }
 
@@ -86,6 +117,10 @@ async fn main() -> ExitCode {
                 Err(e) => Err(error_chain(&e)),
             }
         }
+        Command::Shop { command } => {
+            shoprelay::telemetry::init("warn");
+            shop(command).await
+        }
         Command::Erpnext { command } => {
             shoprelay::telemetry::init("warn");
             erpnext(command).await
@@ -125,6 +160,47 @@ async fn erpnext(command: ErpnextCommand) -> Result<(), String> {
                 Ok(false) => Err("ERPNext is not wired right (see above)".into()),
                 Err(e) => Err(error_chain(&e)),
             }
+        }
+    }
+}
+
+async fn shop(command: ShopCommand) -> Result<(), String> {
+    match command {
+        ShopCommand::Check {
+            config,
+            channel,
+            skus,
+        } => {
+            let settings = Settings::load(&config).map_err(|e| error_chain(&e))?;
+            match shoprelay::cli::shop_check(&settings, &channel, &skus, &mut std::io::stdout())
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("the shop breaks the contract (see above)".into()),
+                Err(e) => Err(error_chain(&e)),
+            }
+        }
+        ShopCommand::Mock {
+            listen,
+            token,
+            signing_secrets,
+        } => {
+            let listener = std::net::TcpListener::bind(listen)
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let options = shoprelay::testkit::shop::MockOptions {
+                token,
+                signing_secrets,
+                quirk: None,
+            };
+            let shop = shoprelay::testkit::ShopMock::start_on(listener, options)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "reference shop listening; set shop.base_url = \"{}\" (Ctrl-C stops it)",
+                shop.base_url()
+            );
+            shutdown_signal().await;
+            shop.stop().await;
+            Ok(())
         }
     }
 }

@@ -97,6 +97,77 @@ pub fn standard_signature(secret: &str, id: &str, timestamp: u64, body: &[u8]) -
     format!("v1,{}", STANDARD.encode(m.finalize().into_bytes()))
 }
 
+/// `webhook-signature` for every secret, space-separated (several while a secret rotates).
+pub fn standard_signatures(secrets: &[Secret], id: &str, timestamp: u64, body: &[u8]) -> String {
+    secrets
+        .iter()
+        .map(|s| standard_signature(s.expose(), id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Why a Standard Webhooks signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StandardError {
+    #[error("the webhook-id, webhook-timestamp or webhook-signature header is missing")]
+    Missing,
+    #[error("webhook-timestamp is not a number of seconds")]
+    BadTimestamp,
+    #[error("webhook-timestamp is more than {0} seconds from now (replayed, or a clock is wrong)")]
+    OutsideTolerance(u64),
+    #[error("webhook-signature holds no well-formed `v1,<base64 of 32 bytes>` signature")]
+    Malformed,
+    #[error("no signature in webhook-signature matches the body for any configured secret")]
+    Mismatch,
+}
+
+/// Verifies Standard Webhooks headers: the timestamp within `tolerance_secs` of `now_secs`, and
+/// at least one `v1,` signature (of several, space-separated) matching any secret, compared in
+/// constant time. Bare `v1,`, other versions and wrong lengths never match.
+pub fn verify_standard(
+    secrets: &[Secret],
+    id: Option<&str>,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now_secs: u64,
+    tolerance_secs: u64,
+) -> Result<(), StandardError> {
+    let (Some(id), Some(ts), Some(sig)) = (id, timestamp, signature) else {
+        return Err(StandardError::Missing);
+    };
+    let ts: u64 = ts.trim().parse().map_err(|_| StandardError::BadTimestamp)?;
+    if ts.abs_diff(now_secs) > tolerance_secs {
+        return Err(StandardError::OutsideTolerance(tolerance_secs));
+    }
+    let given: Vec<Vec<u8>> = sig
+        .split_whitespace()
+        .filter_map(|part| part.strip_prefix("v1,"))
+        .filter_map(|b64| STANDARD.decode(b64).ok())
+        .filter(|raw| raw.len() == 32)
+        .collect();
+    if given.is_empty() {
+        return Err(StandardError::Malformed);
+    }
+    let mut ok = false;
+    for secret in secrets {
+        for raw in &given {
+            let mut m = mac(&standard_key(secret.expose()));
+            m.update(id.as_bytes());
+            m.update(b".");
+            m.update(ts.to_string().as_bytes());
+            m.update(b".");
+            m.update(body);
+            ok |= m.verify_slice(raw).is_ok();
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(StandardError::Mismatch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +210,68 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn standard_verification_accepts_rotation_and_refuses_the_rest() {
+        let old = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let new = Secret::new("whsec_bmV3LXNlY3JldC1mb3ItdGVzdHMtMDEyMzQ1Njc=");
+        let body = br#"{"test": 2432232314}"#;
+        let (id, ts) = ("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330u64);
+        let both = standard_signatures(&[new.clone(), old.clone()], id, ts, body);
+        assert_eq!(both.split(' ').count(), 2);
+        let check = |secrets: &[Secret], sig: &str, now: u64| {
+            verify_standard(
+                secrets,
+                Some(id),
+                Some(&ts.to_string()),
+                Some(sig),
+                body,
+                now,
+                300,
+            )
+        };
+        assert_eq!(
+            check(&[old.clone()], &both, ts),
+            Ok(()),
+            "the old secret still verifies"
+        );
+        assert_eq!(check(&[new.clone()], &both, ts + 299), Ok(()));
+        assert_eq!(
+            check(&[new.clone()], &both, ts + 301),
+            Err(StandardError::OutsideTolerance(300))
+        );
+        assert_eq!(
+            check(&[new.clone()], &both, ts - 301),
+            Err(StandardError::OutsideTolerance(300)),
+            "future"
+        );
+        assert_eq!(
+            check(&[new.clone()], "v1,", ts),
+            Err(StandardError::Malformed)
+        );
+        assert_eq!(
+            check(&[new.clone()], "v1,YWJj", ts),
+            Err(StandardError::Malformed),
+            "wrong length"
+        );
+        let sig = standard_signature(old.expose(), id, ts, body);
+        assert_eq!(
+            check(&[new.clone()], &sig, ts),
+            Err(StandardError::Mismatch)
+        );
+        assert_eq!(
+            check(&[old.clone()], &sig.replace("v1,", "v2,"), ts),
+            Err(StandardError::Malformed)
+        );
+        assert_eq!(
+            check(&[old.clone()], &format!("v1, {sig}"), ts),
+            Ok(()),
+            "a bare v1, beside a good one"
+        );
+        assert_eq!(
+            verify_standard(&[old], None, Some("1"), Some(&sig), body, ts, 300),
+            Err(StandardError::Missing)
+        );
     }
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Secret, ShopSettings};
 use crate::erpnext::client::encode_segment;
 use crate::http::{authorized_client, ClientSetupError};
-use crate::inbound::signature::standard_signature;
+use crate::inbound::signature::{standard_signature, standard_signatures};
 use crate::model::ShipmentOp;
 
 /// A shop call that got no HTTP answer (connection refused, timeout, ...: always retried), or a
@@ -50,7 +50,18 @@ pub struct LevelEntry<'a> {
 pub struct ShopClient {
     http: reqwest::Client,
     base: String,
-    signing_secret: Option<Secret>,
+    signing_secrets: Vec<Secret>,
+}
+
+/// A deliberately wrong request, for `shop check` to prove the shop refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    /// As the relay sends it.
+    None,
+    /// Signed with a secret the shop does not have.
+    WrongSignature,
+    /// With a bearer token the shop does not have.
+    WrongToken,
 }
 
 /// The Idempotency-Key of a request: the same body always gets the same key.
@@ -78,7 +89,7 @@ impl ShopClient {
         Ok(Self {
             http,
             base: settings.base_url.as_str().trim_end_matches('/').to_owned(),
-            signing_secret: settings.signing_secret.clone(),
+            signing_secrets: settings.signing_secrets.clone(),
         })
     }
 
@@ -89,25 +100,45 @@ impl ShopClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<ShopAnswer, ShopError> {
+        self.send_with(method, path, body, Tamper::None).await
+    }
+
+    /// Sends one request, tampered with as `tamper` says.
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        tamper: Tamper,
+    ) -> Result<ShopAnswer, ShopError> {
         let bytes = body.as_deref().unwrap_or_default();
         let key = idempotency_key(method.as_str(), path, bytes);
         let mut req = self
             .http
             .request(method, format!("{}{}", self.base, path))
             .header("Idempotency-Key", &key);
-        if let Some(secret) = &self.signing_secret {
+        if tamper == Tamper::WrongToken {
+            req = req.bearer_auth("shoprelay-check-wrong-token");
+        }
+        if !self.signing_secrets.is_empty() {
             let id = format!("msg_{key}");
             let ts = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs();
+            let signature = match tamper {
+                Tamper::WrongSignature => standard_signature(
+                    "whsec_c2hvcHJlbGF5LWNoZWNrLXdyb25nLXNlY3JldA==",
+                    &id,
+                    ts,
+                    bytes,
+                ),
+                _ => standard_signatures(&self.signing_secrets, &id, ts, bytes),
+            };
             req = req
                 .header("webhook-id", &id)
                 .header("webhook-timestamp", ts.to_string())
-                .header(
-                    "webhook-signature",
-                    standard_signature(secret.expose(), &id, ts, bytes),
-                );
+                .header("webhook-signature", signature);
         }
         if let Some(body) = body {
             req = req.header(CONTENT_TYPE, "application/json").body(body);

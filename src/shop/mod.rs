@@ -1,7 +1,8 @@
-//! Shop side: the HTTP client of the shop contract (DESIGN §4), the pure retry policy, and the
-//! push agent that drains the outbox.
+//! Shop side: the HTTP client of the shop contract (DESIGN §4), the pure retry policy, the
+//! push agent that drains the outbox, and the contract check a shop team runs.
 
 pub mod agent;
+pub mod check;
 pub mod client;
 pub mod retry;
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use shoprelay::config::Settings;
 use shoprelay::startup::{Application, Relay, Workers};
+use shoprelay::testkit::shop::MockOptions;
 use shoprelay::testkit::{relay_toml, Delivery, ErpEmulator, ShopMock, WEBHOOK_SECRET};
 
 pub const STORES: &str = "Stores - ACME";
@@ -35,13 +36,23 @@ impl Harness {
         Self::start_on(erp, workers, edit).await
     }
 
-    /// Starts a relay and a shop in front of a given emulator.
+    /// Starts a relay and a default shop in front of a given emulator.
     pub async fn start_on(
         erp: ErpEmulator,
         workers: Workers,
         edit: impl FnOnce(String) -> String,
     ) -> Self {
-        let shop = ShopMock::start().await.expect("shop");
+        Self::start_full(erp, MockOptions::default(), workers, edit).await
+    }
+
+    /// Starts a relay in front of a given emulator and a shop with `shop` options.
+    pub async fn start_full(
+        erp: ErpEmulator,
+        shop: MockOptions,
+        workers: Workers,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
+        let shop = ShopMock::start_with(shop).await.expect("shop");
         let dir = tempfile::tempdir().expect("tempdir");
         let toml = edit(relay_toml(
             &erp.url(),
