@@ -232,40 +232,40 @@ mod tests {
             )
         };
         assert_eq!(
-            check(&[old.clone()], &both, ts),
+            check(std::slice::from_ref(&old), &both, ts),
             Ok(()),
             "the old secret still verifies"
         );
-        assert_eq!(check(&[new.clone()], &both, ts + 299), Ok(()));
+        assert_eq!(check(std::slice::from_ref(&new), &both, ts + 299), Ok(()));
         assert_eq!(
-            check(&[new.clone()], &both, ts + 301),
+            check(std::slice::from_ref(&new), &both, ts + 301),
             Err(StandardError::OutsideTolerance(300))
         );
         assert_eq!(
-            check(&[new.clone()], &both, ts - 301),
+            check(std::slice::from_ref(&new), &both, ts - 301),
             Err(StandardError::OutsideTolerance(300)),
             "future"
         );
         assert_eq!(
-            check(&[new.clone()], "v1,", ts),
+            check(std::slice::from_ref(&new), "v1,", ts),
             Err(StandardError::Malformed)
         );
         assert_eq!(
-            check(&[new.clone()], "v1,YWJj", ts),
+            check(std::slice::from_ref(&new), "v1,YWJj", ts),
             Err(StandardError::Malformed),
             "wrong length"
         );
         let sig = standard_signature(old.expose(), id, ts, body);
         assert_eq!(
-            check(&[new.clone()], &sig, ts),
+            check(std::slice::from_ref(&new), &sig, ts),
             Err(StandardError::Mismatch)
         );
         assert_eq!(
-            check(&[old.clone()], &sig.replace("v1,", "v2,"), ts),
+            check(std::slice::from_ref(&old), &sig.replace("v1,", "v2,"), ts),
             Err(StandardError::Malformed)
         );
         assert_eq!(
-            check(&[old.clone()], &format!("v1, {sig}"), ts),
+            check(std::slice::from_ref(&old), &format!("v1, {sig}"), ts),
             Ok(()),
             "a bare v1, beside a good one"
         );
