@@ -1,4 +1,4 @@
-//! The real binary, killed and restarted: nothing it acknowledged is lost.
+//! The real binary: killed and restarted, it loses nothing it acknowledged; and its command-line tools.
 
 mod common;
 
@@ -182,4 +182,72 @@ async fn changes_made_while_the_relay_was_down_are_repaired_when_it_starts() {
     )
     .await;
     terminate(relay);
+}
+
+#[tokio::test]
+async fn shop_mock_and_shop_check_work_from_the_command_line() {
+    let mut mock = Command::new(env!("CARGO_BIN_EXE_shoprelay"))
+        .args([
+            "shop",
+            "mock",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "t0k",
+            "--signing-secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the mock");
+    let mut line = String::new();
+    BufReader::new(mock.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("its address");
+    let base = line
+        .split('"')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no base_url in {line:?}"))
+        .to_owned();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("shoprelay.toml");
+    let toml = relay_toml("http://127.0.0.1:9", &base, &dir.path().join("data"))
+        .replace("token = \"shop-token\"", "token = \"t0k\"");
+    let run = |toml: &str| {
+        std::fs::write(&config, toml).expect("config");
+        Command::new(env!("CARGO_BIN_EXE_shoprelay"))
+            .args(["shop", "check", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run shop check")
+    };
+    // Unsigned pushes: the mock refuses them, and the check says so and fails.
+    let out = run(&toml);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "FAIL  levels: POST /inventory/levels is accepted (2xx): expected 2xx, answered 401"
+        ),
+        "{text}"
+    );
+    // Signed with the mock's secret: every rule passes, exit 0.
+    let signed = toml.replace(
+        "max_batch = 100",
+        "max_batch = 100\nsigning_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"",
+    );
+    let out = run(&signed);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("verdict: the shop keeps the contract (11 passed, 0 skipped)"),
+        "{text}"
+    );
+    mock.kill().expect("kill");
+    let _ = mock.wait();
 }
