@@ -542,6 +542,14 @@ warehouses = ["Stores - ACME"]
     }
 
     #[test]
+    fn the_example_configuration_loads() {
+        let text = include_str!("../shoprelay.example.toml");
+        let s = Settings::from_toml(text, &[]).expect("shoprelay.example.toml is valid");
+        assert_eq!(s.channels.len(), 2);
+        assert_eq!(s.server.listen.ip().to_string(), "127.0.0.1", "loopback by default");
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = Settings::from_toml(GOOD, &[]).expect("valid");
         let dump = format!("{s:?}");
