@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use shoprelay::config::Settings;
 use shoprelay::inbound::signature::frappe_signature;
 use shoprelay::startup::{Application, Workers};
@@ -116,20 +116,15 @@ async fn load(addr: SocketAddr, first: usize, total: usize) -> BenchResult<Load>
 async fn bare_server() -> BenchResult<(SocketAddr, actix_web::dev::ServerHandle)> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let server = HttpServer::new(|| {
-        App::new().route(
+    // Two workers, as the relay has.
+    let (_, handle) = shoprelay::testkit::spawn_server(listener, 2, |cfg| {
+        cfg.route(
             "/webhooks/erpnext",
             web::post().to(|_body: web::Bytes| async {
                 HttpResponse::Ok().json(serde_json::json!({"status": "accepted"}))
             }),
-        )
-    })
-    .workers(2)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    let handle = server.handle();
-    tokio::spawn(server);
+        );
+    })?;
     Ok((addr, handle))
 }
 
@@ -309,9 +304,8 @@ async fn bin_pager(
     let rows = web::Data::new(rows);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}", listener.local_addr()?);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(rows.clone())
+    let (_, handle) = shoprelay::testkit::spawn_server(listener, 1, move |cfg| {
+        cfg.app_data(rows.clone())
             .route(
                 "/api/resource/{doctype}",
                 web::get().to(
@@ -351,14 +345,8 @@ async fn bin_pager(
                 web::get().to(|rows: web::Data<Vec<serde_json::Value>>| async move {
                     HttpResponse::Ok().json(serde_json::json!({"message": rows.len()}))
                 }),
-            )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    let handle = server.handle();
-    tokio::spawn(server);
+            );
+    })?;
     Ok((url, handle))
 }
 

@@ -546,7 +546,11 @@ warehouses = ["Stores - ACME"]
         let text = include_str!("../shoprelay.example.toml");
         let s = Settings::from_toml(text, &[]).expect("shoprelay.example.toml is valid");
         assert_eq!(s.channels.len(), 2);
-        assert_eq!(s.server.listen.ip().to_string(), "127.0.0.1", "loopback by default");
+        assert_eq!(
+            s.server.listen.ip().to_string(),
+            "127.0.0.1",
+            "loopback by default"
+        );
     }
 
     #[test]

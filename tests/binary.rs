@@ -84,6 +84,22 @@ async fn burst(erp: &ErpEmulator, relay_port: u16) -> BTreeMap<String, u64> {
     want
 }
 
+/// Waits until the shop's web channel holds `want`; on time-out shows the relay's log.
+async fn wait_for_web(shop: &ShopMock, want: &BTreeMap<String, u64>, log: &Path, what: &str) {
+    wait_until(
+        what,
+        || web_levels(shop) == *want,
+        || {
+            format!(
+                "{:?}\nlog:\n{}",
+                web_levels(shop),
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        },
+    )
+    .await;
+}
+
 fn web_levels(shop: &ShopMock) -> BTreeMap<String, u64> {
     shop.levels()
         .into_iter()
@@ -108,18 +124,7 @@ async fn sigkill_after_acknowledging_loses_nothing() {
     );
     shop.set_down(false);
     let mut relay = spawn(&config, &log);
-    wait_until(
-        "every acknowledged change in the shop",
-        || web_levels(&shop) == want,
-        || {
-            format!(
-                "{:?}\nlog:\n{}",
-                web_levels(&shop),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        },
-    )
-    .await;
+    wait_for_web(&shop, &want, &log, "every acknowledged change in the shop").await;
     relay.child.kill().expect("kill");
     let _ = relay.child.wait();
 }
@@ -169,18 +174,7 @@ async fn changes_made_while_the_relay_was_down_are_repaired_when_it_starts() {
         *want.get_mut(&item).expect("known item") += 100;
     }
     let relay = spawn(&config, &log);
-    wait_until(
-        "the start-up reconcile repaired them",
-        || web_levels(&shop) == want,
-        || {
-            format!(
-                "{:?}\nlog:\n{}",
-                web_levels(&shop),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        },
-    )
-    .await;
+    wait_for_web(&shop, &want, &log, "the start-up reconcile repaired them").await;
     terminate(relay);
 }
 

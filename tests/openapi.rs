@@ -229,21 +229,7 @@ fn operation_for<'a>(spec: &'a Value, method: &str, path: &str) -> Option<&'a Va
 #[tokio::test]
 async fn every_request_the_relay_sends_validates_against_the_spec() {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let shop = MockOptions {
-        token: SHOP_TOKEN.into(),
-        signing_secrets: vec![secret.into()],
-        quirk: None,
-    };
-    let erp = ErpEmulator::start(shoprelay::testkit::WEBHOOK_SECRET)
-        .await
-        .expect("emulator");
-    let h = Harness::start_full(erp, shop, Workers::Background, |t| {
-        t.replace(
-            "max_batch = 100",
-            &format!("max_batch = 100\nsigning_secret = \"{secret}\""),
-        )
-    })
-    .await;
+    let h = Harness::start_signed(&[secret], secret).await;
     // Stock, an order, a delivery with tracking, a cancelled delivery: every kind of request.
     h.deliver(h.erp.stock_move("SKU 1/A", STORES, 5.0).expect("move"))
         .await;

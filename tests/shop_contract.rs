@@ -6,9 +6,8 @@ mod common;
 use common::{wait_until, Harness, STORES};
 use shoprelay::cli::shop_check;
 use shoprelay::config::Settings;
-use shoprelay::startup::Workers;
 use shoprelay::testkit::shop::{MockOptions, Quirk, SHOP_TOKEN};
-use shoprelay::testkit::{relay_toml, ErpEmulator, ShopMock};
+use shoprelay::testkit::{relay_toml, ShopMock};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const NEW_SECRET: &str = "whsec_bmV3LXNlY3JldC1mb3ItdGVzdHMtMDEyMzQ1Njc=";
@@ -102,21 +101,7 @@ async fn a_shop_that_adds_levels_up_fails_the_absolute_rule() {
 #[tokio::test]
 async fn pushes_are_signed_and_a_rotating_secret_keeps_them_verified() {
     // The relay signs with the new and the old secret; the shop still knows only the old one.
-    let shop = MockOptions {
-        token: SHOP_TOKEN.into(),
-        signing_secrets: vec![SECRET.into()],
-        quirk: None,
-    };
-    let erp = ErpEmulator::start(shoprelay::testkit::WEBHOOK_SECRET)
-        .await
-        .expect("emulator");
-    let h = Harness::start_full(erp, shop, Workers::Background, |t| {
-        t.replace(
-            "max_batch = 100",
-            &format!("max_batch = 100\nsigning_secret = [\"{NEW_SECRET}\", \"{SECRET}\"]"),
-        )
-    })
-    .await;
+    let h = Harness::start_signed(&[NEW_SECRET, SECRET], SECRET).await;
     h.deliver(h.erp.stock_move("SOFA", STORES, 3.0).expect("move"))
         .await;
     wait_until(

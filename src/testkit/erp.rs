@@ -204,7 +204,7 @@ impl ErpEmulator {
         }));
         let data = web::Data::new(state.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let (port, handle) = super::spawn_server(listener, move |cfg| {
+        let (port, handle) = super::spawn_server(listener, 1, move |cfg| {
             cfg.app_data(data.clone())
                 .route("/api/resource/{doctype}", web::get().to(list))
                 .route("/api/resource/{doctype}", web::post().to(insert))

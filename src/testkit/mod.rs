@@ -10,16 +10,17 @@ pub use erp::ErpEmulator;
 pub use frappe::Delivery;
 pub use shop::{Scripted, ShopMock};
 
-/// Starts a one-worker actix server on `listener` with the routes `configure` sets up, on the
-/// current tokio runtime; returns its port and a handle to stop it.
-pub(crate) fn spawn_server(
+/// Starts an actix server with `workers` threads on `listener`, with the routes `configure`
+/// sets up, on the current tokio runtime; returns its port and a handle to stop it.
+pub fn spawn_server(
     listener: std::net::TcpListener,
+    workers: usize,
     configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
 ) -> std::io::Result<(u16, actix_web::dev::ServerHandle)> {
     let port = listener.local_addr()?.port();
     let server =
         actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
-            .workers(1)
+            .workers(workers)
             .disable_signals()
             .listen(listener)?
             .run();

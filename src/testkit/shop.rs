@@ -139,7 +139,7 @@ impl ShopMock {
             ..State::default()
         }));
         let data = web::Data::new(state.clone());
-        let (port, handle) = super::spawn_server(listener, move |cfg| {
+        let (port, handle) = super::spawn_server(listener, 1, move |cfg| {
             cfg.app_data(data.clone()).default_service(web::to(handle));
         })?;
         Ok(Self {

@@ -79,6 +79,24 @@ impl Harness {
         }
     }
 
+    /// A relay that signs pushes with `relay_secrets` and a shop that verifies `shop_secret`.
+    pub async fn start_signed(relay_secrets: &[&str], shop_secret: &str) -> Self {
+        let shop = MockOptions {
+            token: shoprelay::testkit::shop::SHOP_TOKEN.into(),
+            signing_secrets: vec![shop_secret.into()],
+            quirk: None,
+        };
+        let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+        let list = serde_json::to_string(relay_secrets).expect("secrets");
+        Self::start_full(erp, shop, Workers::Background, |t| {
+            t.replace(
+                "max_batch = 100",
+                &format!("max_batch = 100\nsigning_secret = {list}"),
+            )
+        })
+        .await
+    }
+
     /// The relay's configuration with `server.public_url` set to where it listens.
     pub fn tool_settings_toml(&self) -> String {
         self.toml.replace(
