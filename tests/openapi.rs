@@ -6,10 +6,8 @@ mod common;
 
 use common::{wait_until, Harness, STORES};
 use serde_json::{json, Value};
-use shoprelay::startup::Workers;
 use shoprelay::testkit::erp::Transport;
-use shoprelay::testkit::shop::{MockOptions, SHOP_TOKEN};
-use shoprelay::testkit::ErpEmulator;
+use shoprelay::testkit::shop::SHOP_TOKEN;
 
 const SPEC: &str = include_str!("../shop_adapter_spec/openapi.yaml");
 const METHODS: [&str; 4] = ["get", "put", "post", "delete"];
