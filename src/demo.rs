@@ -38,7 +38,7 @@ impl Demo {
     }
 
     /// Waits until the shop shows `want`, then prints the requests it received meanwhile.
-    async fn expect(&mut self, want: &[(&str, &str, u64)]) -> DemoResult<()> {
+    async fn wait_for_levels(&mut self, want: &[(&str, &str, u64)]) -> DemoResult<()> {
         let what = format!("{want:?}");
         self.until(
             |shop| want.iter().all(|(c, s, v)| shop.level(c, s) == Some(*v)),
@@ -125,7 +125,7 @@ pub async fn run() -> DemoResult<()> {
     );
     let ds = demo.erp.stock_move("CHAIR", STORES, 20.0)?;
     demo.send(&ds).await?;
-    demo.expect(&[("web", "CHAIR", 20), ("marketplace", "CHAIR", 18)])
+    demo.wait_for_levels(&[("web", "CHAIR", 20), ("marketplace", "CHAIR", 18)])
         .await?;
 
     step(
@@ -134,7 +134,7 @@ pub async fn run() -> DemoResult<()> {
     );
     let ds = demo.erp.stock_move("CHAIR", FINISHED, 5.0)?;
     demo.send(&ds).await?;
-    demo.expect(&[("web", "CHAIR", 25)]).await?;
+    demo.wait_for_levels(&[("web", "CHAIR", 25)]).await?;
 
     step(
         "3. A Sales Order reserves 3 chairs in Stores",
@@ -145,7 +145,7 @@ pub async fn run() -> DemoResult<()> {
         .erp
         .submit_sales_order("SHOP-1001", &[("CHAIR", STORES, 3.0)])?;
     demo.send(&ds).await?;
-    demo.expect(&[("web", "CHAIR", 22), ("marketplace", "CHAIR", 15)])
+    demo.wait_for_levels(&[("web", "CHAIR", 22), ("marketplace", "CHAIR", 15)])
         .await?;
 
     step(
@@ -168,7 +168,7 @@ pub async fn run() -> DemoResult<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     demo.shop.set_down(false);
-    demo.expect(&[("web", "CHAIR", 20), ("marketplace", "CHAIR", 13)])
+    demo.wait_for_levels(&[("web", "CHAIR", 20), ("marketplace", "CHAIR", 13)])
         .await?;
 
     step(
@@ -186,7 +186,7 @@ pub async fn run() -> DemoResult<()> {
         .erp
         .submit_sales_order("SHOP-1002", &[("CHAIR", STORES, 2.0)])?;
     demo.send(&ds).await?;
-    demo.expect(&[("web", "CHAIR", 18)]).await?;
+    demo.wait_for_levels(&[("web", "CHAIR", 18)]).await?;
     let transport = crate::testkit::erp::Transport {
         transporter_name: Some("DHL"),
         lr_no: Some("LR-4711"),
@@ -226,7 +226,7 @@ pub async fn run() -> DemoResult<()> {
     );
     let ds = demo.erp.cancel_sales_order(&so)?;
     demo.send(&ds).await?;
-    demo.expect(&[("web", "CHAIR", 21), ("marketplace", "CHAIR", 14)])
+    demo.wait_for_levels(&[("web", "CHAIR", 21), ("marketplace", "CHAIR", 14)])
         .await?;
 
     println!("\nThe shop now shows: {:?}", demo.shop.levels());
