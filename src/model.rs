@@ -23,7 +23,10 @@ impl Modified {
     fn normalized(&self) -> String {
         let s = self.0.trim().replace('T', " ");
         match s.split_once('.') {
-            Some((head, frac)) => format!("{head}.{:0<6}", &frac[..frac.len().min(6)]),
+            // By characters, not bytes: a malformed value must not panic.
+            Some((head, frac)) => {
+                format!("{head}.{:0<6}", frac.chars().take(6).collect::<String>())
+            }
             None => format!("{s}.000000"),
         }
     }

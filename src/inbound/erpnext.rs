@@ -266,6 +266,76 @@ mod tests {
         );
     }
 
+    mod never_panics {
+        use super::super::parse_event;
+        use crate::config::Secret;
+        use crate::inbound::signature::{verify_frappe, verify_standard};
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(|f| serde_json::json!(f)),
+                ".{0,12}".prop_map(serde_json::Value::from),
+                prop::sample::select(vec![
+                    "Bin",
+                    "Sales Order",
+                    "Delivery Note",
+                    "Shipment",
+                    "Item",
+                    "on_submit",
+                    "on_change"
+                ])
+                .prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+                    prop::collection::btree_map(
+                        prop::sample::select(vec![
+                            "doctype",
+                            "event",
+                            "name",
+                            "item_code",
+                            "warehouse",
+                            "items",
+                            "set_warehouse",
+                            "x"
+                        ]),
+                        inner,
+                        0..7
+                    )
+                    .prop_map(|m| serde_json::Value::Object(
+                        m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                    )),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn on_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..256), sig in prop::collection::vec(any::<u8>(), 0..64)) {
+                let _ = parse_event(&body);
+                let _ = verify_frappe(&[Secret::new("s")], Some(&sig), &body);
+                let text = String::from_utf8_lossy(&sig);
+                let _ = verify_standard(&[Secret::new("whsec_AAAA")], Some("id"), Some(&text), Some(&text), &body, 0, 300);
+            }
+
+            #[test]
+            fn on_arbitrary_json(v in json_value()) {
+                let _ = parse_event(v.to_string().as_bytes());
+            }
+
+            #[test]
+            fn on_arbitrary_timestamps(s in ".{0,40}", secs in any::<u64>()) {
+                let m = crate::model::Modified(s);
+                let _ = m.minus_secs(secs % 10_000_000_000);
+                let _ = m.cmp(&crate::model::Modified("2026-01-01 00:00:00".into()));
+            }
+        }
+    }
+
     #[test]
     fn delivery_notes_and_shipments_name_the_document() {
         let ev = parse_event(
