@@ -178,11 +178,20 @@ impl Processor {
     /// none stored, the error is returned and nothing is computed.
     pub async fn refresh_channel_map(&self) -> Result<Arc<ChannelMap>, ProcessError> {
         let fields = ["name", "is_group", "parent_warehouse"];
-        let resolved = match self
+        let tree = match self
             .erp
             .list_all::<WarehouseRow>("Warehouse", &fields, &serde_json::json!([]))
             .await
         {
+            // Not allowed to read the tree: waiting will not change that, so use the names as
+            // configured (a group warehouse then matches no Bin) and say so.
+            Err(ErpError::Status { status: 403, .. }) => {
+                tracing::warn!("the API user may not read Warehouse: group warehouses in channels are not expanded");
+                Ok(Vec::new())
+            }
+            other => other,
+        };
+        let resolved = match tree {
             Ok(tree) => {
                 let map = ChannelMap::resolve(&self.settings.channels, &tree);
                 self.store.set_meta(

@@ -128,6 +128,21 @@ async fn a_channel_may_name_a_group_warehouse() {
 }
 
 #[tokio::test]
+async fn an_api_user_who_may_not_read_warehouses_still_gets_stock_through() {
+    let h = Harness::start(Workers::Background).await;
+    h.erp.deny_reads("Warehouse", true);
+    h.deliver(h.erp.stock_move("RUG", STORES, 4.0).expect("move"))
+        .await;
+    wait_until(
+        "RUG",
+        || h.shop.level("web", "RUG") == Some(4),
+        || format!("{:?}", h.relay.store.depths()),
+    )
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn a_custom_sku_field_names_the_shop_sku_and_items_without_one_are_skipped() {
     let h = Harness::start_with(Workers::Background, |t| {
         t.replace("page_size = 20", "page_size = 20\nsku_field = \"shop_sku\"")

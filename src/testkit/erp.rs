@@ -24,6 +24,8 @@ struct State {
     secrets: BTreeMap<String, String>,
     /// While false, creating or changing Webhook documents is refused with 403.
     may_write_webhooks: bool,
+    /// Doctypes the API user may not read (403).
+    unreadable: std::collections::BTreeSet<String>,
     /// (doctype, name) -> as_dict value (Webhook documents included).
     docs: BTreeMap<(String, String), Value>,
     /// Microseconds since the emulator's epoch; every write moves it on.
@@ -196,6 +198,7 @@ impl ErpEmulator {
             relay_base: crate::erpnext::webhooks::PLACEHOLDER_BASE.to_owned(),
             secrets: BTreeMap::new(),
             may_write_webhooks: true,
+            unreadable: Default::default(),
             docs: BTreeMap::new(),
             clock_us: 0,
             counter: 0,
@@ -653,6 +656,16 @@ impl ErpEmulator {
             .collect()
     }
 
+    /// Makes `doctype` unreadable for the API user (403 PermissionError), or readable again.
+    pub fn deny_reads(&self, doctype: &str, denied: bool) {
+        let mut st = self.lock();
+        if denied {
+            st.unreadable.insert(doctype.to_owned());
+        } else {
+            st.unreadable.remove(doctype);
+        }
+    }
+
     /// Adds a Warehouse (a group when `is_group`) under `parent`.
     pub fn add_warehouse(&self, name: &str, parent: Option<&str>, is_group: bool) {
         let mut st = self.lock();
@@ -924,6 +937,13 @@ async fn list(
         return resp;
     }
     let doctype = path.into_inner();
+    if st.unreadable.contains(&doctype) {
+        return frappe_error(
+            403,
+            "PermissionError",
+            &format!("No permission for {doctype}"),
+        );
+    }
     let filters = match parse_filters(query.get("filters").map(String::as_str)) {
         Ok(f) => f,
         Err(e) => return frappe_error(417, "ValidationError", &e),
@@ -1145,6 +1165,13 @@ async fn get_one(
         return resp;
     }
     let (doctype, name) = path.into_inner();
+    if st.unreadable.contains(&doctype) {
+        return frappe_error(
+            403,
+            "PermissionError",
+            &format!("No permission for {doctype}"),
+        );
+    }
     match st.docs.get(&(doctype.clone(), name.clone())) {
         Some(Value::Object(doc)) => {
             // as_dict(no_nulls=True): null fields are left out.
