@@ -37,6 +37,7 @@ pub struct Metrics {
     returns_skipped: AtomicU64,
     rows_without_order: AtomicU64,
     items_without_sku: AtomicU64,
+    documents_failed: AtomicU64,
     last_event_ms: AtomicU64,
     last_push_ms: AtomicU64,
 }
@@ -72,6 +73,9 @@ impl Metrics {
     pub(crate) fn rows_without_order(&self, n: usize) {
         self.rows_without_order
             .fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub(crate) fn document_failed(&self) {
+        self.documents_failed.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn items_without_sku(&self, n: usize) {
         self.items_without_sku
@@ -160,6 +164,13 @@ impl Metrics {
             "Delivery note rows with no Sales Order or no shop order id.",
             "",
             g(&self.rows_without_order),
+        );
+        line(
+            "shoprelay_documents_failed_total",
+            "counter",
+            "Delivery Notes or Shipments skipped because ERPNext refused to give what they need (see the log).",
+            "",
+            g(&self.documents_failed),
         );
         line(
             "shoprelay_items_without_sku_total",

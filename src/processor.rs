@@ -335,43 +335,62 @@ impl Processor {
     /// dirty), then dirty Delivery Notes, and queues the shipments they come to.
     async fn refresh_documents(&self) -> Result<(usize, usize), ProcessError> {
         let mut documents = 0;
-        for (name, stamp) in self
-            .store
-            .dirty_docs_batch(DocKind::Shipment, self.settings.dirty_batch)?
-        {
-            if let Some(doc) = self
-                .erp
-                .get_doc::<ShipmentDoc>(DocKind::Shipment.doctype(), &name)
-                .await?
-            {
-                let mut notes = Vec::new();
-                for (dn, tracking) in doc.trackings() {
-                    self.store.set_tracking(&dn, &tracking)?;
-                    notes.push((DocKind::DeliveryNote, dn));
-                }
-                self.store.mark_docs_dirty(&notes)?;
-            }
-            self.store
-                .dirty_doc_clear(DocKind::Shipment, &name, stamp)?;
-            documents += 1;
-        }
         let mut queued = 0;
-        for (name, stamp) in self
-            .store
-            .dirty_docs_batch(DocKind::DeliveryNote, self.settings.dirty_batch)?
-        {
-            if let Some(dn) = self
-                .erp
-                .get_doc::<DeliveryNoteDoc>(DocKind::DeliveryNote.doctype(), &name)
-                .await?
+        for kind in [DocKind::Shipment, DocKind::DeliveryNote] {
+            for (name, stamp) in self
+                .store
+                .dirty_docs_batch(kind, self.settings.dirty_batch)?
             {
-                queued += self.plan_delivery_note(dn).await?;
+                match self.refresh_document(kind, &name).await {
+                    Ok(n) => queued += n,
+                    Err(ProcessError::Erp(e)) if e.is_permanent() => {
+                        // Waiting will not change a refusal: drop it, loudly, and go on.
+                        self.metrics.document_failed();
+                        tracing::error!(doctype = kind.doctype(), name, error = %e, "document skipped: ERPNext refuses to give what it needs");
+                    }
+                    Err(ProcessError::Erp(e)) => {
+                        // Left dirty for the next step; stock goes on meanwhile.
+                        tracing::warn!(doctype = kind.doctype(), name, error = %e, "document read-back failed; will retry");
+                        return Ok((documents, queued));
+                    }
+                    Err(e) => return Err(e),
+                }
+                self.store.dirty_doc_clear(kind, &name, stamp)?;
+                documents += 1;
             }
-            self.store
-                .dirty_doc_clear(DocKind::DeliveryNote, &name, stamp)?;
-            documents += 1;
         }
         Ok((documents, queued))
+    }
+
+    /// Reads one Shipment (recording its tracking, marking its notes dirty) or Delivery Note
+    /// (planning its shipments); returns the shipment operations queued.
+    async fn refresh_document(&self, kind: DocKind, name: &str) -> Result<usize, ProcessError> {
+        match kind {
+            DocKind::Shipment => {
+                if let Some(doc) = self
+                    .erp
+                    .get_doc::<ShipmentDoc>(kind.doctype(), name)
+                    .await?
+                {
+                    let mut notes = Vec::new();
+                    for (dn, tracking) in doc.trackings() {
+                        self.store.set_tracking(&dn, &tracking)?;
+                        notes.push((DocKind::DeliveryNote, dn));
+                    }
+                    self.store.mark_docs_dirty(&notes)?;
+                }
+                Ok(0)
+            }
+            DocKind::DeliveryNote => match self
+                .erp
+                .get_doc::<DeliveryNoteDoc>(kind.doctype(), name)
+                .await?
+            {
+                Some(dn) => self.plan_delivery_note(dn).await,
+                None => Ok(0),
+            },
+            DocKind::Item => Ok(0),
+        }
     }
 
     async fn plan_delivery_note(&self, mut dn: DeliveryNoteDoc) -> Result<usize, ProcessError> {

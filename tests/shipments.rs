@@ -495,3 +495,32 @@ async fn a_refused_shipment_is_dead_lettered_and_retried_with_its_current_state(
     assert_eq!(h.relay.store.depths().dead, 0);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_delivery_note_erpnext_refuses_to_explain_is_skipped_and_stock_goes_on() {
+    let h = Harness::start(Workers::Background).await;
+    let so = order(&h, "SHOP-9", &[("A", STORES, 1.0)]).await;
+    quiet(&h).await;
+    // The API user may not read Sales Orders: the note's shop order id cannot be known.
+    h.erp.deny_reads("Sales Order", true);
+    let (_, ds) = h
+        .erp
+        .submit_delivery_note(&[(Some(&so), "A", STORES, 1.0)], DHL, None)
+        .expect("dn");
+    h.deliver(ds).await;
+    h.deliver(h.erp.stock_move("B", STORES, 6.0).expect("move"))
+        .await;
+    wait_until(
+        "stock still flows",
+        || h.shop.level("web", "B") == Some(6),
+        || format!("{:?}", h.relay.store.depths()),
+    )
+    .await;
+    quiet(&h).await;
+    assert!(h.shop.shipments().is_empty());
+    assert!(h
+        .metrics()
+        .await
+        .contains("shoprelay_documents_failed_total 1"));
+    h.stop().await;
+}

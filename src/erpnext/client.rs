@@ -27,9 +27,16 @@ pub enum ErpError {
 }
 
 impl ErpError {
-    /// True for answers that another try may change (everything but validation errors).
-    pub fn is_transient(&self) -> bool {
-        !matches!(self, Self::Status { status, .. } if *status == 417 || *status == 409)
+    /// True for refusals that no retry will change: a bad request, no permission, a conflict,
+    /// a validation error.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::Status {
+                status: 400 | 403 | 409 | 417,
+                ..
+            }
+        )
     }
 }
 
@@ -321,9 +328,10 @@ mod tests {
             e.to_string(),
             "ERPNext answered 417 (ValidationError): Item X not found"
         );
-        assert!(!e.is_transient());
+        assert!(e.is_permanent());
         let e = decode_frappe_error(401, r#"{"exc_type": "AuthenticationError"}"#);
         assert!(e.to_string().contains("API key or secret"), "{e}");
-        assert!(decode_frappe_error(502, "Bad Gateway").is_transient());
+        assert!(!decode_frappe_error(502, "Bad Gateway").is_permanent());
+        assert!(decode_frappe_error(403, "{}").is_permanent());
     }
 }
