@@ -288,6 +288,14 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let last_event = m.last_event_ms.load(Ordering::Relaxed);
     let last_push = m.last_push_ms.load(Ordering::Relaxed);
     let opt = |v: u64| (v > 0).then_some(v);
+    let watermark = state
+        .store
+        .meta(crate::erpnext::reconcile::WATERMARK)?
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let resolved: Option<serde_json::Value> = state
+        .store
+        .meta(crate::processor::CHANNEL_MAP_META)?
+        .and_then(|v| serde_json::from_slice(&v).ok());
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "queues": state.store.depths(),
         "last_event_ms": opt(last_event),
@@ -296,6 +304,8 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         "webhooks_accepted": m.accepted(),
         "levels_pushed": m.levels_pushed(),
         "channels": state.settings.channels,
+        "channels_resolved": resolved.map(|r| r["channels"].clone()),
+        "reconcile_watermark": watermark,
     })))
 }
 

@@ -78,7 +78,7 @@ struct WarehouseRow {
     parent_warehouse: Option<String>,
 }
 
-const CHANNEL_MAP_META: &str = "channel_map";
+pub(crate) const CHANNEL_MAP_META: &str = "channel_map";
 
 impl ChannelMap {
     /// Resolves `configured` against ERPNext's Warehouse tree: a group warehouse stands for

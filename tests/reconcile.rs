@@ -62,6 +62,25 @@ async fn paging_reads_every_bin_across_runs_of_equal_timestamps() {
     }
     let report = pass(&h, false).await;
     assert_eq!(report.rows, 95, "{report:?}");
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(h.url("/admin/status"))
+        .bearer_auth("admin-token")
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        status["reconcile_watermark"], "2026-11-26 12:00:00.500000",
+        "{status}"
+    );
+    assert_eq!(
+        status["channels_resolved"][0]["warehouses"],
+        json!([FINISHED, STORES]),
+        "{status}"
+    );
+    assert_eq!(status["queues"]["outbox"], 0, "{status}");
     assert_eq!(report.pages, 5);
     assert_eq!(
         report.watermark.map(|w| w.0),

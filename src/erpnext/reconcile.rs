@@ -11,7 +11,7 @@ use crate::model::{BinRow, Modified};
 use crate::processor::ProcessError;
 use crate::store::Store;
 
-const WATERMARK: &str = "reconcile/watermark";
+pub(crate) const WATERMARK: &str = "reconcile/watermark";
 
 /// How far a pass has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
