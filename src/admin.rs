@@ -229,6 +229,8 @@ pub enum AdminError {
     Unauthorized,
     #[error("no dead letter with id {0}")]
     NotFound(u64),
+    #[error("{0}")]
+    Invalid(String),
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -239,6 +241,7 @@ impl ResponseError for AdminError {
             Self::Disabled => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -292,10 +295,6 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         .store
         .meta(crate::erpnext::reconcile::WATERMARK)?
         .map(|v| String::from_utf8_lossy(&v).into_owned());
-    let resolved: Option<serde_json::Value> = state
-        .store
-        .meta(crate::processor::CHANNEL_MAP_META)?
-        .and_then(|v| serde_json::from_slice(&v).ok());
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "queues": state.store.depths(),
         "last_event_ms": opt(last_event),
@@ -303,8 +302,8 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         "lag_ms": (last_event > last_push && last_push > 0).then(|| last_event - last_push),
         "webhooks_accepted": m.accepted(),
         "levels_pushed": m.levels_pushed(),
-        "channels": state.settings.channels,
-        "channels_resolved": resolved.map(|r| r["channels"].clone()),
+        "channels": state.processor.channels(),
+        "channels_resolved": state.processor.current_map().map(|m| m.channels.clone()),
         "reconcile_watermark": watermark,
     })))
 }
@@ -353,6 +352,91 @@ async fn resolve_dead(
 }
 
 #[derive(serde::Deserialize)]
+struct ChannelsBody {
+    channels: Vec<crate::config::Channel>,
+}
+
+fn channels_view(state: &AppState) -> Result<serde_json::Value, AdminError> {
+    let overridden = state
+        .store
+        .meta(crate::processor::CHANNELS_OVERRIDE_META)?
+        .is_some();
+    Ok(serde_json::json!({
+        "source": if overridden { "admin" } else { "file" },
+        "channels": state.processor.channels(),
+        "resolved": state.processor.current_map().map(|m| m.channels.clone()),
+    }))
+}
+
+async fn get_channels(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    Ok(HttpResponse::Ok().json(channels_view(&state)?))
+}
+
+/// Puts `channels` in force (None: the file's again), persisted; every item is then re-priced
+/// by a full reconcile pass.
+async fn apply_channels(
+    state: &AppState,
+    channels: Option<Vec<crate::config::Channel>>,
+) -> Result<HttpResponse, AdminError> {
+    let in_force = match &channels {
+        Some(list) => {
+            let bytes = serde_json::to_vec(list).map_err(|e| AdminError::Store(e.into()))?;
+            state
+                .store
+                .set_meta(crate::processor::CHANNELS_OVERRIDE_META, &bytes)?;
+            list.clone()
+        }
+        None => {
+            state
+                .store
+                .remove_meta(crate::processor::CHANNELS_OVERRIDE_META)?;
+            state.settings.channels.clone()
+        }
+    };
+    state.store.durable().await?;
+    let applied = state.processor.set_channels(in_force).await;
+    state.reconcile.request(true);
+    let mut view = channels_view(state)?;
+    view["reprice"] = serde_json::json!("a full reconcile pass re-prices every item");
+    match applied {
+        Ok(_) => Ok(HttpResponse::Ok().json(view)),
+        Err(e) => {
+            view["applied"] = serde_json::json!(format!(
+                "saved; resolved once ERPNext answers: {}",
+                crate::startup::error_chain(&e)
+            ));
+            Ok(HttpResponse::Accepted().json(view))
+        }
+    }
+}
+
+async fn put_channels(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    let parsed: ChannelsBody = serde_json::from_slice(&body).map_err(|e| {
+        AdminError::Invalid(format!("the body must be {{\"channels\": [...]}}: {e}"))
+    })?;
+    crate::config::validate_channels(&parsed.channels)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    apply_channels(&state, Some(parsed.channels)).await
+}
+
+async fn delete_channels(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    apply_channels(&state, None).await
+}
+
+#[derive(serde::Deserialize)]
 struct ReconcileQuery {
     #[serde(default)]
     full: bool,
@@ -377,6 +461,9 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/status", web::get().to(status))
         .route("/admin/dead-letters", web::get().to(dead_letters))
         .route("/admin/reconcile", web::post().to(reconcile_now))
+        .route("/admin/channels", web::get().to(get_channels))
+        .route("/admin/channels", web::put().to(put_channels))
+        .route("/admin/channels", web::delete().to(delete_channels))
         .route("/admin/dead-letters/{id}/retry", web::post().to(retry_dead))
         .route("/admin/dead-letters/{id}", web::delete().to(discard_dead));
 }

@@ -295,6 +295,40 @@ fn positive<T: PartialOrd + Default + Copy>(key: &str, value: T) -> Result<T, Co
     }
 }
 
+/// The rules every channel list keeps (the file's `[[channels]]`, or one set through the admin
+/// API): at least one channel, unique non-empty names, warehouses, a buffer of 0 or more.
+pub fn validate_channels(channels: &[Channel]) -> Result<(), ConfigError> {
+    if channels.is_empty() {
+        return Err(invalid("channels", "needs at least one [[channels]] entry"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, ch) in channels.iter().enumerate() {
+        let key = format!("channels[{i}]");
+        if ch.name.trim().is_empty() || ch.name.contains('\u{1f}') {
+            return Err(invalid(format!("{key}.name"), "must be a non-empty name"));
+        }
+        if !seen.insert(ch.name.clone()) {
+            return Err(invalid(
+                format!("{key}.name"),
+                format!("`{}` is used by two channels", ch.name),
+            ));
+        }
+        if ch.warehouses.is_empty() || ch.warehouses.iter().any(|w| w.trim().is_empty()) {
+            return Err(invalid(
+                format!("{key}.warehouses"),
+                "must list at least one warehouse name",
+            ));
+        }
+        if !ch.buffer.is_finite() || ch.buffer < 0.0 {
+            return Err(invalid(
+                format!("{key}.buffer"),
+                "must be a number of 0 or more",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
     let listen_text = raw.server.listen.unwrap_or_else(|| "127.0.0.1:8787".into());
     let listen: SocketAddr = listen_text.parse().map_err(|_| {
@@ -393,34 +427,7 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
         )?,
     };
 
-    if raw.channels.is_empty() {
-        return Err(invalid("channels", "needs at least one [[channels]] entry"));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, ch) in raw.channels.iter().enumerate() {
-        let key = format!("channels[{i}]");
-        if ch.name.trim().is_empty() || ch.name.contains('\u{1f}') {
-            return Err(invalid(format!("{key}.name"), "must be a non-empty name"));
-        }
-        if !seen.insert(ch.name.clone()) {
-            return Err(invalid(
-                format!("{key}.name"),
-                format!("`{}` is used by two channels", ch.name),
-            ));
-        }
-        if ch.warehouses.is_empty() || ch.warehouses.iter().any(|w| w.trim().is_empty()) {
-            return Err(invalid(
-                format!("{key}.warehouses"),
-                "must list at least one warehouse name",
-            ));
-        }
-        if !ch.buffer.is_finite() || ch.buffer < 0.0 {
-            return Err(invalid(
-                format!("{key}.buffer"),
-                "must be a number of 0 or more",
-            ));
-        }
-    }
+    validate_channels(&raw.channels)?;
 
     Ok(Settings {
         server,

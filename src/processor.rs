@@ -52,6 +52,7 @@ impl StepReport {
 /// What the processor is configured with.
 #[derive(Debug, Clone)]
 pub struct ProcessorSettings {
+    /// The channels to start with.
     pub channels: Vec<Channel>,
     /// Items per read-back step.
     pub dirty_batch: usize,
@@ -69,7 +70,7 @@ pub struct ChannelMap {
     pub warehouses: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 struct WarehouseRow {
     name: String,
     #[serde(default)]
@@ -78,7 +79,11 @@ struct WarehouseRow {
     parent_warehouse: Option<String>,
 }
 
-pub(crate) const CHANNEL_MAP_META: &str = "channel_map";
+/// The Warehouse tree last read from ERPNext.
+const WAREHOUSE_TREE_META: &str = "warehouse_tree";
+
+/// Channels set through the admin API; they replace the file's `[[channels]]` until removed.
+pub(crate) const CHANNELS_OVERRIDE_META: &str = "channels_override";
 
 impl ChannelMap {
     /// Resolves `configured` against ERPNext's Warehouse tree: a group warehouse stands for
@@ -141,6 +146,7 @@ pub struct Processor {
     store: Store,
     erp: ErpClient,
     settings: ProcessorSettings,
+    channels: RwLock<Vec<Channel>>,
     map: RwLock<Option<Arc<ChannelMap>>>,
     inbox_batch: usize,
     metrics: Arc<Metrics>,
@@ -163,6 +169,7 @@ impl Processor {
         Self {
             store,
             erp,
+            channels: RwLock::new(settings.channels.clone()),
             settings: ProcessorSettings {
                 dirty_batch: settings.dirty_batch.max(1),
                 ..settings
@@ -173,9 +180,11 @@ impl Processor {
         }
     }
 
-    /// Reads the Warehouse tree and resolves the channels again (at start, and on each
-    /// reconcile pass). When ERPNext cannot be read, the last resolution stored is used; with
-    /// none stored, the error is returned and nothing is computed.
+    /// Reads the Warehouse tree and resolves the channels against it (at start, on each
+    /// reconcile pass, when the mapping changes). The tree is kept in the store: when ERPNext
+    /// cannot be read, the last tree read is used; with none stored, the error is returned and
+    /// nothing is computed. A 403 (the API user may not read Warehouse) resolves against an
+    /// empty tree: the names are used as configured.
     pub async fn refresh_channel_map(&self) -> Result<Arc<ChannelMap>, ProcessError> {
         let fields = ["name", "is_group", "parent_warehouse"];
         let tree = match self
@@ -183,34 +192,56 @@ impl Processor {
             .list_all::<WarehouseRow>("Warehouse", &fields, &serde_json::json!([]))
             .await
         {
-            // Not allowed to read the tree: waiting will not change that, so use the names as
-            // configured (a group warehouse then matches no Bin) and say so.
+            Ok(tree) => {
+                self.store.set_meta(
+                    WAREHOUSE_TREE_META,
+                    &serde_json::to_vec(&tree).map_err(StoreError::from)?,
+                )?;
+                tree
+            }
+            // Waiting will not change a refusal: use the names as configured, and say so.
             Err(ErpError::Status { status: 403, .. }) => {
                 tracing::warn!("the API user may not read Warehouse: group warehouses in channels are not expanded");
-                Ok(Vec::new())
+                Vec::new()
             }
-            other => other,
-        };
-        let resolved = match tree {
-            Ok(tree) => {
-                let map = ChannelMap::resolve(&self.settings.channels, &tree);
-                self.store.set_meta(
-                    CHANNEL_MAP_META,
-                    &serde_json::to_vec(&map).map_err(StoreError::from)?,
-                )?;
-                map
-            }
-            Err(e) => match self.store.meta(CHANNEL_MAP_META)? {
+            Err(e) => match self.store.meta(WAREHOUSE_TREE_META)? {
                 Some(bytes) => {
                     tracing::warn!(error = %e, "cannot read the Warehouse tree; using the last one read");
                     serde_json::from_slice(&bytes).map_err(StoreError::from)?
                 }
-                None => return Err(e.into()),
+                None => {
+                    *self.map.write().unwrap_or_else(|p| p.into_inner()) = None;
+                    return Err(e.into());
+                }
             },
         };
-        let resolved = Arc::new(resolved);
+        let configured = self.channels();
+        let resolved = Arc::new(ChannelMap::resolve(&configured, &tree));
         *self.map.write().unwrap_or_else(|p| p.into_inner()) = Some(resolved.clone());
         Ok(resolved)
+    }
+
+    /// The channels as configured (the file's, or those set through the admin API).
+    pub fn channels(&self) -> Vec<Channel> {
+        self.channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The channel map in use, if resolved.
+    pub fn current_map(&self) -> Option<Arc<ChannelMap>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the channels and resolves them. On an error the new channels are kept and
+    /// resolved on the next step.
+    pub async fn set_channels(
+        &self,
+        channels: Vec<Channel>,
+    ) -> Result<Arc<ChannelMap>, ProcessError> {
+        *self.channels.write().unwrap_or_else(|p| p.into_inner()) = channels;
+        self.refresh_channel_map().await
     }
 
     /// The resolved channel map, resolving it on first use.

@@ -27,6 +27,7 @@ pub struct AppState {
     pub(crate) wake_pusher: Arc<Notify>,
     pub(crate) reconcile: Arc<ReconcileTrigger>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) processor: Arc<Processor>,
 }
 
 /// Why the application could not start.
@@ -96,7 +97,7 @@ impl Relay {
             store.clone(),
             erp.clone(),
             ProcessorSettings {
-                channels: settings.channels.clone(),
+                channels: channels_in_force(&store, settings)?,
                 dirty_batch: settings.erpnext.readback_batch * 4,
                 order_id_field: settings.erpnext.order_id_field.clone(),
                 sku_field: settings.erpnext.sku_field.clone(),
@@ -169,6 +170,7 @@ impl Application {
             wake_pusher: relay.wake_pusher.clone(),
             reconcile: relay.reconcile.clone(),
             metrics: relay.metrics.clone(),
+            processor: relay.processor.clone(),
         });
         let addr = settings.server.listen;
         let listener =
@@ -238,6 +240,28 @@ impl Application {
             tracing::error!(error = %e, "final flush failed");
         }
         result
+    }
+}
+
+/// The channels set through the admin API if any were (persisted in the store), else the file's.
+fn channels_in_force(
+    store: &Store,
+    settings: &Settings,
+) -> Result<Vec<crate::config::Channel>, StartupError> {
+    let stored = store
+        .meta(crate::processor::CHANNELS_OVERRIDE_META)
+        .map_err(|source| StartupError::Store {
+            path: settings.server.data_dir.clone(),
+            source,
+        })?;
+    match stored
+        .and_then(|bytes| serde_json::from_slice::<Vec<crate::config::Channel>>(&bytes).ok())
+    {
+        Some(channels) => {
+            tracing::info!("using the channels set through the admin API (DELETE /admin/channels returns to the file's)");
+            Ok(channels)
+        }
+        None => Ok(settings.channels.clone()),
     }
 }
 

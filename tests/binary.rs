@@ -245,3 +245,36 @@ async fn shop_mock_and_shop_check_work_from_the_command_line() {
     mock.kill().expect("kill");
     let _ = mock.wait();
 }
+
+#[tokio::test]
+async fn a_channel_mapping_set_through_the_admin_api_survives_a_restart() {
+    let (_erp, _shop, dir, config) = setup().await;
+    let log = dir.path().join("relay.log");
+    let relay = spawn(&config, &log);
+    let url = format!("http://127.0.0.1:{}/admin/channels", relay.port);
+    let mapping = serde_json::json!({"channels": [{"name": "outlet", "warehouses": ["Outlet - ACME"], "policy": "actual", "buffer": 0.0}]});
+    let client = reqwest::Client::new();
+    let resp = client
+        .put(&url)
+        .bearer_auth("admin-token")
+        .json(&mapping)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(resp.status().as_u16(), 200);
+    terminate(relay);
+    let relay = spawn(&config, &log);
+    let url = format!("http://127.0.0.1:{}/admin/channels", relay.port);
+    let view: serde_json::Value = client
+        .get(&url)
+        .bearer_auth("admin-token")
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["source"], "admin", "{view}");
+    assert_eq!(view["channels"], mapping["channels"], "{view}");
+    terminate(relay);
+}

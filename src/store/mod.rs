@@ -705,6 +705,12 @@ impl Store {
         Ok(self.inner.meta.get(name)?.map(|v| v.to_vec()))
     }
 
+    /// Removes a metadata value.
+    pub fn remove_meta(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.meta.remove(name)?;
+        Ok(())
+    }
+
     /// Sets a metadata value.
     pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.inner.meta.insert(name, value)?;
