@@ -25,12 +25,7 @@ async fn the_channel_mapping_changes_at_run_time_and_every_item_is_repriced() {
         .await;
     h.deliver(h.erp.stock_move("CHAIR", FINISHED, 4.0).expect("move"))
         .await;
-    wait_until(
-        "file mapping",
-        || h.shop.level("web", "CHAIR") == Some(14),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "CHAIR", 14).await;
 
     let (status, view) = admin(&h, reqwest::Method::GET, None).await;
     assert_eq!(
@@ -81,11 +76,6 @@ async fn the_channel_mapping_changes_at_run_time_and_every_item_is_repriced() {
         (200, Some("file")),
         "{view}"
     );
-    wait_until(
-        "file mapping again",
-        || h.shop.level("web", "CHAIR") == Some(14),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "CHAIR", 14).await;
     h.stop().await;
 }

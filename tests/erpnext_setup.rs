@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{wait_until, Harness, STORES};
+use common::{Harness, STORES};
 use serde_json::{json, Value};
 use shoprelay::cli::{erpnext_check, erpnext_setup};
 use shoprelay::erpnext::webhooks::shipped;
@@ -92,12 +92,7 @@ async fn setup_on_an_empty_site_installs_every_webhook_and_they_deliver_to_the_r
     // The site now fires at the relay, signed with the installed secret.
     h.deliver(h.erp.stock_move("LAMP", STORES, 4.0).expect("move"))
         .await;
-    wait_until(
-        "LAMP",
-        || h.shop.level("web", "LAMP") == Some(4),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "LAMP", 4).await;
 
     // A second run changes nothing and says so.
     let (r, text) = setup(&h, false).await;

@@ -137,12 +137,7 @@ async fn a_channel_may_name_a_group_warehouse() {
         .await;
     h.deliver(h.erp.stock_move("LAMP", FINISHED, 4.0).expect("move"))
         .await;
-    wait_until(
-        "web sums the leaves",
-        || h.shop.level("web", "LAMP") == Some(7),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "LAMP", 7).await;
     h.stop().await;
 }
 
@@ -179,12 +174,7 @@ async fn a_custom_sku_field_names_the_shop_sku_and_items_without_one_are_skipped
         .await;
     h.deliver(h.erp.stock_move("TABLE", STORES, 2.0).expect("move"))
         .await;
-    wait_until(
-        "CH-001",
-        || h.shop.level("web", "CH-001") == Some(5),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "CH-001", 5).await;
     wait_until(
         "TABLE counted",
         || h.relay.store.depths().dirty == 0 && h.relay.store.depths().inbox == 0,
@@ -213,12 +203,7 @@ async fn a_custom_sku_field_names_the_shop_sku_and_items_without_one_are_skipped
             .expect("item"),
     )
     .await;
-    wait_until(
-        "TB-9",
-        || h.shop.level("web", "TB-9") == Some(2),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "TB-9", 2).await;
     h.stop().await;
 }
 

@@ -130,12 +130,7 @@ async fn a_partial_delivery_gives_two_shipments_for_one_order() {
         (&Value::Null, &Value::Null)
     );
     // Stock followed too: 13 received, 3 reserved then delivered.
-    wait_until(
-        "stock 10",
-        || h.shop.level("web", "A") == Some(10),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "A", 10).await;
     quiet(&h).await;
     assert_nothing_sent_twice(&h);
     let put = h
@@ -261,12 +256,7 @@ async fn a_cancelled_delivery_note_deletes_its_shipment() {
     assert!(delete.body.is_empty(), "a DELETE has no body");
     assert_eq!(delete.header("content-type"), None);
     // The stock came back: 12 on hand, 2 reserved again.
-    wait_until(
-        "stock back",
-        || h.shop.level("web", "A") == Some(10),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "A", 10).await;
     quiet(&h).await;
     assert_nothing_sent_twice(&h);
     h.stop().await;

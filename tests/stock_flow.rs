@@ -93,12 +93,7 @@ async fn receipts_reservation_and_cancellation_reach_the_shop_as_absolute_levels
         .await;
     h.deliver(h.erp.stock_move("TABLE", STORES, 1.0).expect("move"))
         .await;
-    wait_until(
-        "TABLE pushed",
-        || h.shop.level("web", "TABLE") == Some(1),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "TABLE", 1).await;
     assert!(
         pushed(&h)
             .iter()
@@ -206,12 +201,7 @@ async fn an_early_or_late_event_never_shows_an_older_state() {
     let second = h.erp.stock_move("LAMP", STORES, 7.0).expect("move");
     // The newer event arrives first, the older one after it: both are only signals.
     h.deliver(second).await;
-    wait_until(
-        "12",
-        || h.shop.level("web", "LAMP") == Some(12),
-        || format!("{:?}", h.shop.levels()),
-    )
-    .await;
+    h.wait_level("web", "LAMP", 12).await;
     h.deliver(first).await;
     // The late one causes a read-back of the current truth, which is still 12.
     wait_until(

@@ -808,8 +808,22 @@ fn frappe_error(status: u16, exc_type: &str, message: &str) -> HttpResponse {
     }))
 }
 
-/// Checks `Authorization: token key:secret`; None when the request may go on.
-fn guard(req: &HttpRequest, st: &mut State) -> Option<HttpResponse> {
+/// Checks `Authorization: token key:secret` and read permission on `doctype`; None when the
+/// request may go on.
+fn guard(req: &HttpRequest, st: &mut State, doctype: &str) -> Option<HttpResponse> {
+    if let Some(refusal) = authenticate(req, st) {
+        return Some(refusal);
+    }
+    st.unreadable.contains(doctype).then(|| {
+        frappe_error(
+            403,
+            "PermissionError",
+            &format!("No permission for {doctype}"),
+        )
+    })
+}
+
+fn authenticate(req: &HttpRequest, st: &mut State) -> Option<HttpResponse> {
     st.rest_requests += 1;
     if st.rest_down {
         return Some(
@@ -933,16 +947,9 @@ async fn list(
     state: Shared,
 ) -> HttpResponse {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(resp) = guard(&req, &mut st) {
-        return resp;
-    }
     let doctype = path.into_inner();
-    if st.unreadable.contains(&doctype) {
-        return frappe_error(
-            403,
-            "PermissionError",
-            &format!("No permission for {doctype}"),
-        );
+    if let Some(resp) = guard(&req, &mut st, &doctype) {
+        return resp;
     }
     let filters = match parse_filters(query.get("filters").map(String::as_str)) {
         Ok(f) => f,
@@ -1039,10 +1046,10 @@ async fn insert(
     state: Shared,
 ) -> HttpResponse {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(resp) = guard(&req, &mut st) {
+    let doctype = path.into_inner();
+    if let Some(resp) = guard(&req, &mut st, &doctype) {
         return resp;
     }
-    let doctype = path.into_inner();
     if let Some(resp) = webhook_write_guard(&st, &doctype) {
         return resp;
     }
@@ -1084,10 +1091,10 @@ async fn update(
     state: Shared,
 ) -> HttpResponse {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(resp) = guard(&req, &mut st) {
+    let (doctype, name) = path.into_inner();
+    if let Some(resp) = guard(&req, &mut st, &doctype) {
         return resp;
     }
-    let (doctype, name) = path.into_inner();
     if let Some(resp) = webhook_write_guard(&st, &doctype) {
         return resp;
     }
@@ -1124,7 +1131,7 @@ async fn update(
 
 async fn logged_user(req: HttpRequest, state: Shared) -> HttpResponse {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(resp) = guard(&req, &mut st) {
+    if let Some(resp) = guard(&req, &mut st, "User") {
         return resp;
     }
     HttpResponse::Ok().json(json!({"message": "shoprelay@example.com"}))
@@ -1137,10 +1144,10 @@ async fn count(
     state: Shared,
 ) -> HttpResponse {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(resp) = guard(&req, &mut st) {
+    let doctype = query.get("doctype").cloned().unwrap_or_default();
+    if let Some(resp) = guard(&req, &mut st, &doctype) {
         return resp;
     }
-    let doctype = query.get("doctype").cloned().unwrap_or_default();
     let filters = match parse_filters(query.get("filters").map(String::as_str)) {
         Ok(f) => f,
         Err(e) => return frappe_error(417, "ValidationError", &e),
@@ -1161,16 +1168,9 @@ async fn get_one(
     state: Shared,
 ) -> HttpResponse {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(resp) = guard(&req, &mut st) {
-        return resp;
-    }
     let (doctype, name) = path.into_inner();
-    if st.unreadable.contains(&doctype) {
-        return frappe_error(
-            403,
-            "PermissionError",
-            &format!("No permission for {doctype}"),
-        );
+    if let Some(resp) = guard(&req, &mut st, &doctype) {
+        return resp;
     }
     match st.docs.get(&(doctype.clone(), name.clone())) {
         Some(Value::Object(doc)) => {

@@ -128,6 +128,22 @@ impl Harness {
         }
     }
 
+    /// Waits until the shop shows `value` for (`channel`, `sku`).
+    pub async fn wait_level(&self, channel: &str, sku: &str, value: u64) {
+        wait_until(
+            &format!("{channel}/{sku} = {value}"),
+            || self.shop.level(channel, sku) == Some(value),
+            || {
+                format!(
+                    "{:?}; depths {:?}",
+                    self.shop.levels(),
+                    self.relay.store.depths()
+                )
+            },
+        )
+        .await;
+    }
+
     /// Steps the processor and the pusher until both are idle (manual mode).
     pub async fn settle(&self) {
         for _ in 0..1000 {
