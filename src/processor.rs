@@ -14,7 +14,7 @@ use crate::erpnext::{ErpClient, ErpError};
 use crate::inbound::erpnext::{ErpEvent, InboxRecord};
 use crate::model::{BinRow, DocKind, Level};
 use crate::shipments::{plan, sales_orders, DeliveryNoteDoc, ShipmentDoc};
-use crate::store::{Store, StoreError};
+use crate::store::{FieldCache, Store, StoreError};
 
 /// Why a processing step stopped; the work it did not finish stays in the store.
 #[derive(Debug, thiserror::Error)]
@@ -299,7 +299,7 @@ impl Processor {
                     ..
                 }) => {
                     // Its SKU may have changed; re-price it if it is stocked where we look.
-                    self.store.forget_item_sku(&name)?;
+                    self.store.forget_cached_field(FieldCache::ItemSku, &name)?;
                     if self.store.has_bins(&name)? {
                         items.insert(name);
                     }
@@ -316,7 +316,7 @@ impl Processor {
                 }) => {
                     if let (true, Some(so)) = (signal.doctype == "Sales Order", &signal.name) {
                         // Its shop order id may have changed (po_no is allow_on_submit).
-                        self.store.forget_so(so)?;
+                        self.store.forget_cached_field(FieldCache::OrderId, so)?;
                     }
                     for (item, wh) in signal.keys {
                         if map.warehouses.binary_search(&wh).is_ok() {
@@ -344,22 +344,37 @@ impl Processor {
 
     /// The shop SKU of an item: the item code, or the Item's `erpnext.sku_field` (cached).
     async fn sku(&self, item: &str) -> Result<Option<String>, ProcessError> {
-        let Some(field) = &self.settings.sku_field else {
-            return Ok(Some(item.to_owned()));
-        };
-        if let Some(cached) = self.store.item_sku(item)? {
+        match &self.settings.sku_field {
+            None => Ok(Some(item.to_owned())),
+            Some(field) => {
+                self.cached_field(FieldCache::ItemSku, "Item", item, field)
+                    .await
+            }
+        }
+    }
+
+    /// One non-empty text field of a document, read over REST once and kept in the store until
+    /// the document's webhook says it changed.
+    async fn cached_field(
+        &self,
+        cache: FieldCache,
+        doctype: &str,
+        name: &str,
+        field: &str,
+    ) -> Result<Option<String>, ProcessError> {
+        if let Some(cached) = self.store.cached_field(cache, name)? {
             return Ok(cached);
         }
-        let doc: Option<serde_json::Value> = self.erp.get_doc("Item", item).await?;
-        let sku = doc
+        let doc: Option<serde_json::Value> = self.erp.get_doc(doctype, name).await?;
+        let value = doc
             .as_ref()
             .and_then(|d| d.get(field))
             .and_then(|v| v.as_str())
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
-        self.store.set_item_sku(item, sku.as_deref())?;
-        Ok(sku)
+        self.store.set_cached_field(cache, name, value.as_deref())?;
+        Ok(value)
     }
 
     /// Reads back dirty Shipments (recording their tracking and marking their delivery notes
@@ -474,19 +489,13 @@ impl Processor {
 
     /// The shop order id of a Sales Order (its `erpnext.order_id_field`), cached in the store.
     async fn order_id(&self, so: &str) -> Result<Option<String>, ProcessError> {
-        if let Some(cached) = self.store.so_order_id(so)? {
-            return Ok(cached);
-        }
-        let doc: Option<serde_json::Value> = self.erp.get_doc("Sales Order", so).await?;
-        let id = doc
-            .as_ref()
-            .and_then(|d| d.get(&self.settings.order_id_field))
-            .and_then(|v| v.as_str())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
-        self.store.set_so_order_id(so, id.as_deref())?;
-        Ok(id)
+        self.cached_field(
+            FieldCache::OrderId,
+            "Sales Order",
+            so,
+            &self.settings.order_id_field,
+        )
+        .await
     }
 
     /// Stores the read-back rows and queues the levels of `items` on every channel.

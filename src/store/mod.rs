@@ -42,6 +42,15 @@ impl From<TransactionError<StoreError>> for StoreError {
     }
 }
 
+/// Document fields the relay reads over REST and keeps until the document changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldCache {
+    /// An Item's `erpnext.sku_field`.
+    ItemSku,
+    /// A Sales Order's `erpnext.order_id_field`.
+    OrderId,
+}
+
 /// What became of a delivery handed to [`Store::ingest`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {
@@ -334,50 +343,40 @@ impl Store {
             .is_some())
     }
 
-    /// The cached shop SKU of an item: None when not cached, Some(None) when it has none.
-    pub fn item_sku(&self, item: &str) -> Result<Option<Option<String>>, StoreError> {
+    fn cache_tree(&self, cache: FieldCache) -> &sled::Tree {
+        match cache {
+            FieldCache::ItemSku => &self.inner.item_skus,
+            FieldCache::OrderId => &self.inner.so_orders,
+        }
+    }
+
+    /// A cached document field: None when not cached, Some(None) when the document has none.
+    pub fn cached_field(
+        &self,
+        cache: FieldCache,
+        name: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
         Ok(self
-            .inner
-            .item_skus
-            .get(item)?
+            .cache_tree(cache)
+            .get(name)?
             .map(|v| Some(String::from_utf8_lossy(&v).into_owned()).filter(|s| !s.is_empty())))
     }
 
-    /// Caches an item's shop SKU (None: it has none).
-    pub fn set_item_sku(&self, item: &str, sku: Option<&str>) -> Result<(), StoreError> {
-        self.inner
-            .item_skus
-            .insert(item, sku.unwrap_or_default().as_bytes())?;
+    /// Caches a document field (None: the document has none).
+    pub fn set_cached_field(
+        &self,
+        cache: FieldCache,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.cache_tree(cache)
+            .insert(name, value.unwrap_or_default().as_bytes())?;
         Ok(())
     }
 
-    /// Forgets an item's cached SKU (the Item changed).
-    pub fn forget_item_sku(&self, item: &str) -> Result<(), StoreError> {
-        self.inner.item_skus.remove(item)?;
-        Ok(())
-    }
-
-    /// The cached shop order id of a Sales Order: None when not cached, Some(None) when the
-    /// Sales Order has none.
-    pub fn so_order_id(&self, so: &str) -> Result<Option<Option<String>>, StoreError> {
-        Ok(self
-            .inner
-            .so_orders
-            .get(so)?
-            .map(|v| Some(String::from_utf8_lossy(&v).into_owned()).filter(|s| !s.is_empty())))
-    }
-
-    /// Caches a Sales Order's shop order id (None: it has none).
-    pub fn set_so_order_id(&self, so: &str, order_id: Option<&str>) -> Result<(), StoreError> {
-        self.inner
-            .so_orders
-            .insert(so, order_id.unwrap_or_default().as_bytes())?;
-        Ok(())
-    }
-
-    /// Forgets a cached order id (the Sales Order changed).
-    pub fn forget_so(&self, so: &str) -> Result<(), StoreError> {
-        self.inner.so_orders.remove(so)?;
+    /// Forgets a cached field (its document changed).
+    pub fn forget_cached_field(&self, cache: FieldCache, name: &str) -> Result<(), StoreError> {
+        self.cache_tree(cache).remove(name)?;
         Ok(())
     }
 
