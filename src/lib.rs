@@ -31,6 +31,7 @@ pub mod erpnext;
 pub mod http;
 pub mod inbound;
 pub mod model;
+pub mod orders;
 pub mod processor;
 pub mod shipments;
 pub mod shop;

@@ -1,0 +1,5 @@
+//! Shop orders into ERPNext: the order the shop sends ([`model`]), and the worker that turns it
+//! into exactly one ERPNext Customer (found by email or created) and Sales Order ([`worker`]).
+
+pub mod model;
+pub mod worker;
