@@ -229,6 +229,26 @@ pub async fn run() -> DemoResult<()> {
     demo.wait_for_levels(&[("web", "CHAIR", 21), ("marketplace", "CHAIR", 14)])
         .await?;
 
+    step(
+        "9. The delivery note is cancelled",
+        "The relay PUTs the same shipment once more, with \"status\": \"cancelled\" (every push \
+         has a JSON body, so Standard Webhooks libraries verify it). The stock is back on hand and \
+         reserved again for the order, so the levels stay.",
+    );
+    let ds = demo.erp.cancel_delivery_note(&dn)?;
+    demo.send(&ds).await?;
+    demo.until(
+        |shop| {
+            shop.shipments()
+                .get(&key)
+                .is_some_and(|s| s["status"] == "cancelled")
+        },
+        "the cancellation",
+    )
+    .await?;
+    demo.wait_for_levels(&[("web", "CHAIR", 21), ("marketplace", "CHAIR", 14)])
+        .await?;
+
     println!("\nThe shop now shows: {:?}", demo.shop.levels());
     for ((order, shipment), body) in demo.shop.shipments() {
         println!("and shipment {shipment} of order {order}: {body}");

@@ -156,6 +156,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_shipment_operation_stored_under_contract_1_still_reads() {
+        let shipped: ShipmentOp = serde_json::from_str(
+            r#"{"order_id": "S-1", "shipment_id": "DN-1", "put": {"status": "shipped"}}"#,
+        )
+        .expect("shipped");
+        assert_eq!(shipped.body["status"], "shipped");
+        let deleted: ShipmentOp =
+            serde_json::from_str(r#"{"order_id": "S-1", "shipment_id": "DN-1", "put": null}"#)
+                .expect("deleted");
+        assert!(deleted.body.is_null() && !deleted.is_cancelled());
+    }
+
+    #[test]
     fn modified_orders_by_time_whatever_the_precision() {
         let a = Modified("2025-06-02 14:05:07".into());
         let b = Modified("2025-06-02 14:05:07.000001".into());
@@ -203,10 +216,21 @@ pub struct Tracking {
     pub active: bool,
 }
 
-/// What the shop should hold for one shipment: a PUT of `body`, or (None) no shipment at all.
+/// What the shop should hold for one shipment: the body of its `PUT`, whose `status` is
+/// `shipped` or (once the delivery note is cancelled) `cancelled`. An operation stored by a
+/// relay speaking shop contract 1 reads back with its `put` as the body: a shipped body, or null
+/// for a cancellation that contract 1 sent as a bodyless DELETE.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShipmentOp {
     pub order_id: String,
     pub shipment_id: String,
-    pub put: Option<serde_json::Value>,
+    #[serde(alias = "put", default)]
+    pub body: serde_json::Value,
+}
+
+impl ShipmentOp {
+    /// True when the delivery note was cancelled (`"status": "cancelled"`).
+    pub fn is_cancelled(&self) -> bool {
+        self.body["status"] == "cancelled"
+    }
 }

@@ -1,6 +1,7 @@
 //! Pure: a Delivery Note read back from ERPNext, its Sales Orders' shop order ids and the
 //! tracking its Shipments added become the shop's shipments (DESIGN §4): one per shop order the
-//! note serves, `PUT` while it is submitted, `DELETE` once it is cancelled.
+//! note serves, each a `PUT` of its state: `"status": "shipped"` while the note is submitted,
+//! `"status": "cancelled"` once it is cancelled.
 
 use std::collections::BTreeMap;
 
@@ -182,21 +183,23 @@ pub fn plan(
         .and_then(|t| t.tracking_number.clone())
         .or_else(|| non_empty(&dn.lr_no));
     let url = tracking.and_then(|t| t.tracking_url.clone());
+    let status = if dn.docstatus == 1 {
+        "shipped"
+    } else {
+        "cancelled"
+    };
     for (order_id, lines) in orders {
-        let put = (dn.docstatus == 1).then(|| {
-            json!({
-                "status": "shipped",
+        plan.ops.push(ShipmentOp {
+            order_id,
+            shipment_id: dn.name.clone(),
+            body: json!({
+                "status": status,
                 "carrier": carrier,
                 "tracking_number": number,
                 "tracking_url": url,
                 "items": lines.iter().map(|(sku, q)| json!({"sku": sku, "qty": qty_value(*q)})).collect::<Vec<_>>(),
                 "shipped_at": iso_utc(shipped_at_ms),
-            })
-        });
-        plan.ops.push(ShipmentOp {
-            order_id,
-            shipment_id: dn.name.clone(),
-            put,
+            }),
         });
     }
     plan
@@ -251,7 +254,7 @@ mod tests {
         );
         assert_eq!(p.skipped_rows, 2);
         assert_eq!(p.ops.len(), 2);
-        let first = p.ops[0].put.as_ref().expect("put");
+        let first = &p.ops[0].body;
         assert_eq!(p.ops[0].order_id, "SHOP-1");
         assert_eq!(p.ops[0].shipment_id, "DN-1");
         assert_eq!(first["items"], json!([{"sku": "A", "qty": 3}]));
@@ -259,10 +262,7 @@ mod tests {
         assert_eq!(first["tracking_number"], "LR-9");
         assert_eq!(first["tracking_url"], Value::Null);
         assert_eq!(first["shipped_at"], "2025-11-26T10:05:00Z");
-        assert_eq!(
-            p.ops[1].put.as_ref().expect("put")["items"],
-            json!([{"sku": "B", "qty": 1}])
-        );
+        assert_eq!(p.ops[1].body["items"], json!([{"sku": "B", "qty": 1}]));
     }
 
     #[test]
@@ -285,7 +285,7 @@ mod tests {
             ],
             0,
         );
-        let put = p.ops[0].put.as_ref().expect("put");
+        let put = &p.ops[0].body;
         assert_eq!(
             (put["carrier"].as_str(), put["tracking_number"].as_str()),
             (Some("UPS"), Some("1Z2"))
@@ -296,7 +296,7 @@ mod tests {
             &[t("S1", "1Z1", "2026-01-01 10:00:00", false)],
             0,
         );
-        let put = p.ops[0].put.as_ref().expect("put");
+        let put = &p.ops[0].body;
         assert_eq!(
             (
                 put["carrier"].as_str(),
@@ -308,16 +308,20 @@ mod tests {
     }
 
     #[test]
-    fn cancelled_notes_delete_returns_and_drafts_do_nothing() {
+    fn cancelled_notes_put_the_same_shipment_cancelled_returns_and_drafts_do_nothing() {
+        let shipped = plan(&dn(1, &[("A", 1.0, Some("SO-1"))]), orders, &[], 0);
         let p = plan(&dn(2, &[("A", 1.0, Some("SO-1"))]), orders, &[], 0);
+        let mut cancelled = shipped.ops[0].body.clone();
+        cancelled["status"] = json!("cancelled");
         assert_eq!(
             p.ops,
             vec![ShipmentOp {
                 order_id: "SHOP-1".into(),
                 shipment_id: "DN-1".into(),
-                put: None
+                body: cancelled
             }]
         );
+        assert!(p.ops[0].is_cancelled() && !shipped.ops[0].is_cancelled());
         let mut ret = dn(1, &[("A", -1.0, Some("SO-1"))]);
         ret.is_return = 1;
         assert!(plan(&ret, orders, &[], 0).is_return);

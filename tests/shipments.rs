@@ -235,7 +235,7 @@ async fn a_shipment_adds_tracking_a_change_updates_it_and_a_cancel_clears_it() {
 }
 
 #[tokio::test]
-async fn a_cancelled_delivery_note_deletes_its_shipment() {
+async fn a_cancelled_delivery_note_puts_its_shipment_again_as_cancelled() {
     let h = Harness::start(Workers::Background).await;
     let so = order(&h, "SHOP-3", &[("A", STORES, 2.0)]).await;
     let (dn, ds) = h
@@ -246,15 +246,31 @@ async fn a_cancelled_delivery_note_deletes_its_shipment() {
     wait_shipment(&h, "shipped", "SHOP-3", &dn, |s| s.is_some()).await;
     h.deliver(h.erp.cancel_delivery_note(&dn).expect("cancel"))
         .await;
-    wait_shipment(&h, "deleted", "SHOP-3", &dn, |s| s.is_none()).await;
-    let delete = h
+    wait_shipment(&h, "cancelled", "SHOP-3", &dn, |s| {
+        s.is_some_and(|s| s["status"] == "cancelled")
+    })
+    .await;
+    let puts: Vec<Value> = h
         .shop
         .requests()
-        .into_iter()
-        .find(|r| r.method == "DELETE")
-        .expect("a DELETE");
-    assert!(delete.body.is_empty(), "a DELETE has no body");
-    assert_eq!(delete.header("content-type"), None);
+        .iter()
+        .filter(|r| r.path.ends_with(&dn))
+        .inspect(|r| {
+            assert_eq!(r.method, "PUT");
+            assert_eq!(r.header("content-type"), Some("application/json"));
+        })
+        .map(|r| r.json())
+        .collect();
+    // The same shipment, with its carrier, tracking and items, only the status changed.
+    let [shipped, cancelled] = puts.as_slice() else {
+        panic!("one PUT shipped, one cancelled: {puts:?}");
+    };
+    let mut expected = shipped.clone();
+    expected["status"] = "cancelled".into();
+    assert_eq!(*cancelled, expected);
+    assert_eq!(shipped["status"], "shipped");
+    assert_eq!(cancelled["items"], json!([{"sku": "A", "qty": 2}]));
+    assert_eq!(cancelled["carrier"], "DHL");
     // The stock came back: 12 on hand, 2 reserved again.
     h.wait_level("web", "A", 10).await;
     quiet(&h).await;
@@ -345,22 +361,15 @@ async fn the_shop_failing_then_recovering_ends_with_the_right_shipments() {
     })
     .await;
     quiet(&h).await;
-    assert!(
-        shipment(&h, "SHOP-5", &dn2).is_none(),
-        "a cancelled note is not in the shop"
+    assert_eq!(
+        shipment(&h, "SHOP-5", &dn2).expect("dn2")["status"],
+        "cancelled",
+        "a cancelled note shows as cancelled in the shop"
     );
-    // The shop never accepted a PUT for the cancelled note: once cancelled, its slot held the
-    // DELETE (answered 404 for a shipment the shop never had, which counts as done).
-    assert!(h
-        .shop
-        .requests()
-        .iter()
-        .all(|r| !(r.method == "PUT" && r.path.ends_with(&dn2) && r.status == 200)));
-    assert!(h
-        .shop
-        .requests()
-        .iter()
-        .any(|r| r.method == "DELETE" && r.path.ends_with(&dn2)));
+    // The shop never accepted dn2 as shipped: once cancelled, its slot held the cancelled PUT.
+    assert!(h.shop.requests().iter().all(|r| !(r.path.ends_with(&dn2)
+        && r.status == 200
+        && r.json()["status"] != "cancelled")));
     assert_nothing_sent_twice(&h);
     h.stop().await;
 }
@@ -397,12 +406,12 @@ async fn duplicated_and_out_of_order_deliveries_never_show_an_older_state() {
     })
     .await;
     quiet(&h).await;
-    assert!(shipment(&h, "SHOP-6", &dn).is_none());
+    assert!(shipment(&h, "SHOP-6", &dn).is_none_or(|s| s["status"] == "cancelled"));
     assert!(
         h.shop
             .requests()
             .iter()
-            .all(|r| !(r.method == "PUT" && r.path.ends_with(&dn))),
+            .all(|r| !(r.path.ends_with(&dn) && r.json()["status"] == "shipped")),
         "the cancelled note was never shown as shipped"
     );
     let puts: Vec<Value> = h

@@ -1,5 +1,5 @@
 //! The push agent: drains the outbox into the shop. Levels go as `POST /inventory/levels`, one
-//! request in flight per channel; shipments as `PUT`/`DELETE /orders/{id}/shipments/{id}`, one
+//! request in flight per channel; shipments as `PUT /orders/{id}/shipments/{id}`, one
 //! in flight per shipment; so the last request the shop receives for a thing holds its current
 //! state. Retries with backoff and Retry-After; refused requests become dead letters.
 
@@ -13,6 +13,11 @@ use crate::admin::Metrics;
 use crate::config::ShopSettings;
 use crate::model::ShipmentOp;
 use crate::store::{DeadTarget, Store, StoreError};
+
+/// Why a cancellation queued under shop contract 1 is not sent.
+const LEGACY_CANCEL: &str = "a cancellation queued under shop contract 1 (a bodyless DELETE) \
+cannot be sent as a contract 2 PUT: its shipment body is unknown; make sure the shop shows this \
+delivery note cancelled, then discard this letter";
 
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
@@ -67,13 +72,12 @@ impl Job {
         }
     }
 
-    /// DESIGN §4, plus: a DELETE of a shipment the shop does not know (404) is done.
+    /// As the shop contract says, plus: cancelling a shipment the shop does not know (404) is
+    /// done.
     fn disposition(&self, answer: &Result<ShopAnswer, ShopError>) -> Disposition {
         match (self, answer) {
             (_, Err(_)) => Disposition::Retry,
-            (Job::Shipment(ShipmentOp { put: None, .. }), Ok(a)) if a.status == 404 => {
-                Disposition::Done
-            }
+            (Job::Shipment(op), Ok(a)) if a.status == 404 && op.is_cancelled() => Disposition::Done,
             (_, Ok(a)) => classify(a.status),
         }
     }
@@ -179,6 +183,17 @@ impl PushAgent {
             if let Some(b) = backoff.filter(|b| b.until > Instant::now()) {
                 report.next_retry = Some(report.next_retry.map_or(b.until, |t| t.min(b.until)));
                 continue;
+            }
+            if let Job::Shipment(op) = &job {
+                if op.body.is_null() {
+                    let id =
+                        self.store
+                            .dead_letter(job.into_dead(), None, LEGACY_CANCEL, now_ms())?;
+                    self.metrics.dead_lettered();
+                    report.dead += 1;
+                    tracing::error!(target_key = %key.replace('\u{1f}', "/"), dead_letter = id, "{LEGACY_CANCEL}");
+                    continue;
+                }
             }
             let answer = job.send(&self.client).await;
             match job.disposition(&answer) {

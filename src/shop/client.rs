@@ -1,5 +1,6 @@
-//! The shop's HTTP client: bearer token, JSON bodies, an Idempotency-Key derived from the body,
-//! and Standard Webhooks signatures when `shop.signing_secret` is set.
+//! The shop's HTTP client (shop contract 2): every push has a JSON body, an Idempotency-Key
+//! derived from it, and Standard Webhooks signatures when `shop.signing_secret` is set; reads
+//! carry only the bearer token.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -93,26 +94,26 @@ impl ShopClient {
         })
     }
 
-    /// Sends one request; `body` None means no body (a DELETE).
+    /// Sends one signed request with a JSON body (every push has one, so that Standard Webhooks
+    /// libraries, which parse the payload as JSON, verify it).
     pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Vec<u8>,
     ) -> Result<ShopAnswer, ShopError> {
         self.send_with(method, path, body, Tamper::None).await
     }
 
-    /// Sends one request, tampered with as `tamper` says.
+    /// Sends one signed request with a JSON body, tampered with as `tamper` says.
     pub async fn send_with(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Vec<u8>,
         tamper: Tamper,
     ) -> Result<ShopAnswer, ShopError> {
-        let bytes = body.as_deref().unwrap_or_default();
-        let key = idempotency_key(method.as_str(), path, bytes);
+        let key = idempotency_key(method.as_str(), path, &body);
         let mut req = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -131,53 +132,33 @@ impl ShopClient {
                     "whsec_c2hvcHJlbGF5LWNoZWNrLXdyb25nLXNlY3JldA==",
                     &id,
                     ts,
-                    bytes,
+                    &body,
                 ),
-                _ => standard_signatures(&self.signing_secrets, &id, ts, bytes),
+                _ => standard_signatures(&self.signing_secrets, &id, ts, &body),
             };
             req = req
                 .header("webhook-id", &id)
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", signature);
         }
-        if let Some(body) = body {
-            req = req.header(CONTENT_TYPE, "application/json").body(body);
-        }
-        let resp = req.send().await.map_err(ShopError::Transport)?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp.text().await.unwrap_or_default();
-        Ok(ShopAnswer {
-            status,
-            retry_after,
-            body,
-        })
+        answer(req.header(CONTENT_TYPE, "application/json").body(body)).await
     }
 
-    /// `PUT {base}/orders/{order_id}/shipments/{shipment_id}` with `op.put`, or `DELETE` when
-    /// `op.put` is None.
+    /// A read (`GET`, only `shop check` reads): the bearer token, no body, no signature.
+    pub async fn get(&self, path_and_query: &str) -> Result<ShopAnswer, ShopError> {
+        answer(self.http.get(format!("{}{}", self.base, path_and_query))).await
+    }
+
+    /// `PUT {base}/orders/{order_id}/shipments/{shipment_id}` with `op.body`.
     pub async fn send_shipment(&self, op: &ShipmentOp) -> Result<ShopAnswer, ShopError> {
         let path = format!(
             "/orders/{}/shipments/{}",
             encode_segment(&op.order_id),
             encode_segment(&op.shipment_id)
         );
-        match &op.put {
-            // Serializing a JSON value cannot fail.
-            Some(body) => {
-                self.send(
-                    reqwest::Method::PUT,
-                    &path,
-                    Some(serde_json::to_vec(body).unwrap_or_default()),
-                )
-                .await
-            }
-            None => self.send(reqwest::Method::DELETE, &path, None).await,
-        }
+        // Serializing a JSON value cannot fail.
+        let body = serde_json::to_vec(&op.body).unwrap_or_default();
+        self.send(reqwest::Method::PUT, &path, body).await
     }
 
     /// `POST {base}/inventory/levels` with absolute levels for one channel.
@@ -198,7 +179,23 @@ impl ShopClient {
         };
         // Serializing plain strings and integers cannot fail.
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        self.send(reqwest::Method::POST, "/inventory/levels", Some(bytes))
+        self.send(reqwest::Method::POST, "/inventory/levels", bytes)
             .await
     }
+}
+
+async fn answer(req: reqwest::RequestBuilder) -> Result<ShopAnswer, ShopError> {
+    let resp = req.send().await.map_err(ShopError::Transport)?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.text().await.unwrap_or_default();
+    Ok(ShopAnswer {
+        status,
+        retry_after,
+        body,
+    })
 }

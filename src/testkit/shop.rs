@@ -1,7 +1,9 @@
-//! The reference shop: implements the shop contract (DESIGN §4, shop_adapter_spec/) in memory,
-//! keeps absolute levels and shipments, verifies the bearer token and (when given secrets)
-//! Standard Webhooks signatures, records every request, and can be told to fail or to have one
-//! of the defects `shop check` must catch. `shoprelay shop mock` runs it standalone.
+//! The reference shop: implements the shop contract (version 2, shop_adapter_spec/) in memory,
+//! keeps absolute levels and shipments (a cancelled one stays, with `"status": "cancelled"`),
+//! checks every header, parameter and field the contract requires (400 or 422 with a JSON error
+//! otherwise), verifies the bearer token and (when given secrets) Standard Webhooks signatures,
+//! records every request, and can be told to fail or to have one of the defects `shop check`
+//! must catch. `shoprelay shop mock` runs it standalone.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,6 +11,7 @@ use std::time::Instant;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
@@ -176,7 +179,7 @@ impl ShopMock {
         self.lock().levels.clone()
     }
 
-    /// Every shipment the shop holds, by (order_id, shipment_id).
+    /// Every shipment the shop holds, by (order_id, shipment_id), cancelled ones included.
     pub fn shipments(&self) -> BTreeMap<(String, String), Value> {
         self.lock().shipments.clone()
     }
@@ -232,130 +235,276 @@ async fn handle(req: HttpRequest, body: web::Bytes, state: Shared) -> HttpRespon
     resp.content_type("application/json").body(answer)
 }
 
-fn decide(
-    st: &mut State,
-    req: &HttpRequest,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> (u16, Vec<(String, String)>, String) {
+type Answer = (u16, Vec<(String, String)>, String);
+
+fn refuse(status: u16, msg: &str) -> Answer {
+    (status, Vec::new(), json!({"error": msg}).to_string())
+}
+
+fn decide(st: &mut State, req: &HttpRequest, method: &str, path: &str, body: &[u8]) -> Answer {
     if let Some(s) = st.script.pop_front() {
         return (s.status, s.headers, s.body);
     }
     if st.down {
-        return (
-            503,
-            Vec::new(),
-            json!({"error": "shop is down"}).to_string(),
-        );
+        return refuse(503, "shop is down");
     }
-    let err = |status: u16, msg: &str| (status, Vec::new(), json!({"error": msg}).to_string());
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let (bearer, quirk) = (format!("Bearer {}", st.options.token), st.options.quirk);
+    let segments: Vec<&str> = match path.strip_prefix("/erp/") {
+        Some(rest) => rest.split('/').collect(),
+        None => return refuse(404, "no such endpoint"),
+    };
+    let (route, allow) = match segments.as_slice() {
+        ["inventory", "levels"] => (Route::Levels, "GET, POST"),
+        ["orders", order, "shipments", shipment] => (
+            Route::Shipment(percent_decode(order), percent_decode(shipment)),
+            "PUT",
+        ),
+        _ => return refuse(404, "no such endpoint"),
+    };
+    let bearer = format!("Bearer {}", st.options.token);
     // Bearer tokens compared in constant time, as a real shop should.
     let token_ok =
         header("Authorization").is_some_and(|a| bool::from(a.as_bytes().ct_eq(bearer.as_bytes())));
-    if !token_ok {
-        return err(401, "bad or missing bearer token");
-    }
-    if !st.options.signing_secrets.is_empty() && quirk != Some(Quirk::IgnoresSignature) {
-        let secrets: Vec<Secret> = st.options.signing_secrets.iter().map(Secret::new).collect();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        if let Err(e) = verify_standard(
-            &secrets,
-            header("webhook-id"),
-            header("webhook-timestamp"),
-            header("webhook-signature"),
-            body,
-            now,
-            300,
-        ) {
-            return err(401, &e.to_string());
+    match (method, route) {
+        _ if !allow.split(", ").any(|m| m == method) => {
+            let (status, _, body) = refuse(405, &format!("{method} is not served here"));
+            (status, vec![("Allow".into(), allow.into())], body)
+        }
+        _ if !token_ok => refuse(401, "bad or missing bearer token"),
+        ("GET", Route::Levels) => read_levels(st, req.query_string()),
+        (_, route) => {
+            if let Err((status, why)) = push_headers(&st.options, &header, body) {
+                return refuse(status, &why);
+            }
+            match route {
+                Route::Levels => set_levels(st, body),
+                Route::Shipment(order, shipment) => put_shipment(st, order, shipment, body),
+            }
         }
     }
-    let garbage_ok = quirk == Some(Quirk::AcceptsGarbage);
-    let segments: Vec<&str> = path.trim_start_matches("/erp/").split('/').collect();
-    match (method, segments.as_slice()) {
-        ("POST", ["inventory", "levels"]) => {
-            let v = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
-            let (Some(channel), Some(levels)) = (v["channel"].as_str(), v["levels"].as_array())
-            else {
-                if garbage_ok {
-                    return (200, Vec::new(), json!({"accepted": 0}).to_string());
-                }
-                return err(400, "body must be {\"channel\": string, \"levels\": [...]}");
-            };
-            let mut parsed = Vec::new();
-            for l in levels {
-                match (l["sku"].as_str(), l["available"].as_u64()) {
-                    (Some(sku), Some(n)) => parsed.push((sku.to_owned(), n)),
-                    _ if garbage_ok => {}
-                    _ => return err(400, "each level needs sku and a whole available >= 0"),
-                }
-            }
-            let n = parsed.len();
-            for (sku, available) in parsed {
-                let slot = st.levels.entry((channel.to_owned(), sku)).or_insert(0);
-                *slot = if quirk == Some(Quirk::LevelsAsDeltas) {
-                    *slot + available
-                } else {
-                    available
-                };
-            }
-            (200, Vec::new(), json!({"accepted": n}).to_string())
-        }
-        ("GET", ["inventory", "levels"]) => {
-            let mut channel = String::new();
-            let mut skus = Vec::new();
-            for pair in req.query_string().split('&') {
-                if let Some((k, v)) = pair.split_once('=') {
-                    let v = percent_decode(v);
-                    match k {
-                        "channel" => channel = v,
-                        "sku" => skus.push(v),
-                        _ => {}
-                    }
-                }
-            }
-            let levels: Vec<Value> = skus
-                .iter()
-                .filter_map(|s| {
-                    st.levels
-                        .get(&(channel.clone(), s.clone()))
-                        .map(|n| json!({"sku": s, "available": n}))
-                })
-                .collect();
-            (
-                200,
-                Vec::new(),
-                json!({"channel": channel, "levels": levels}).to_string(),
-            )
-        }
-        ("PUT", ["orders", order, "shipments", shipment]) => {
-            let v = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
-            let well_formed =
-                v["status"].is_string() && v["items"].is_array() && v["shipped_at"].is_string();
-            if !well_formed && !garbage_ok {
-                return err(400, "body must have status, items and shipped_at");
-            }
-            st.shipments
-                .insert((percent_decode(order), percent_decode(shipment)), v);
-            (200, Vec::new(), json!({"ok": true}).to_string())
-        }
-        ("DELETE", ["orders", order, "shipments", shipment]) => {
-            match st
-                .shipments
-                .remove(&(percent_decode(order), percent_decode(shipment)))
-            {
-                Some(_) => (200, Vec::new(), json!({"deleted": true}).to_string()),
-                None => err(404, "no such shipment"),
-            }
-        }
-        _ => err(404, "no such endpoint"),
+}
+
+enum Route {
+    Levels,
+    Shipment(String, String),
+}
+
+/// The headers every push carries: Content-Type, Idempotency-Key, and the Standard Webhooks
+/// headers (well-formed whenever present; required and verified when signing is configured).
+fn push_headers<'a>(
+    options: &MockOptions,
+    header: &impl Fn(&str) -> Option<&'a str>,
+    body: &[u8],
+) -> Result<(), (u16, String)> {
+    let bad = |why: &str| Err((400, why.to_owned()));
+    let json_type = header("Content-Type").is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json_type {
+        return bad("Content-Type must be application/json");
     }
+    let hex32 =
+        |v: &str| v.len() == 32 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match header("Idempotency-Key") {
+        None => return bad("Idempotency-Key is required"),
+        Some(k) if !hex32(k) => return bad("Idempotency-Key must be 32 lowercase hex characters"),
+        Some(_) => {}
+    }
+    if header("webhook-id").is_some_and(|v| !v.strip_prefix("msg_").is_some_and(hex32)) {
+        return bad("webhook-id must be msg_ followed by 32 lowercase hex characters");
+    }
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    if header("webhook-timestamp").is_some_and(|v| !digits(v) || v.parse::<u64>().is_err()) {
+        return bad("webhook-timestamp must be whole seconds since the Unix epoch");
+    }
+    let signature_ok = |v: &str| {
+        v.split(' ').all(|s| {
+            s.strip_prefix("v1,")
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .is_some_and(|raw| raw.len() == 32)
+        })
+    };
+    if header("webhook-signature").is_some_and(|v| !signature_ok(v)) {
+        return bad("webhook-signature must be space-separated v1,<base64 of 32 bytes>");
+    }
+    if options.signing_secrets.is_empty() || options.quirk == Some(Quirk::IgnoresSignature) {
+        return Ok(());
+    }
+    let secrets: Vec<Secret> = options.signing_secrets.iter().map(Secret::new).collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    verify_standard(
+        &secrets,
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        body,
+        now,
+        300,
+    )
+    .map_err(|e| (401, e.to_string()))
+}
+
+/// `GET /inventory/levels?channel=..&sku=..`: read only, the bearer token is enough.
+fn read_levels(st: &State, query: &str) -> Answer {
+    let mut channel = None;
+    let mut skus = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "channel" => channel = Some(percent_decode(v)),
+            "sku" => skus.push(percent_decode(v)),
+            _ => {}
+        }
+    }
+    let Some(channel) = channel.filter(|c| !c.is_empty()) else {
+        return refuse(400, "the query parameter channel is required");
+    };
+    if skus.is_empty() || skus.iter().any(String::is_empty) {
+        return refuse(
+            400,
+            "at least one non-empty sku query parameter is required",
+        );
+    }
+    let levels: Vec<Value> = skus
+        .iter()
+        .filter_map(|s| {
+            st.levels
+                .get(&(channel.clone(), s.clone()))
+                .map(|n| json!({"sku": s, "available": n}))
+        })
+        .collect();
+    (
+        200,
+        Vec::new(),
+        json!({"channel": channel, "levels": levels}).to_string(),
+    )
+}
+
+/// The largest `available` (and the largest integer JSON carries exactly everywhere).
+const MAX_LEVEL: u64 = (1 << 53) - 1;
+
+/// The object's keys are exactly `keys`.
+fn has_exactly(v: &Value, keys: &[&str]) -> bool {
+    v.as_object()
+        .is_some_and(|o| o.len() == keys.len() && keys.iter().all(|k| o.contains_key(*k)))
+}
+
+fn non_empty_str(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| !s.is_empty())
+}
+
+/// `POST /inventory/levels` with a `LevelsRequest`.
+fn set_levels(st: &mut State, body: &[u8]) -> Answer {
+    let quirk = st.options.quirk;
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return refuse(400, "the body is not JSON");
+    };
+    let levels = v["levels"].as_array().filter(|l| !l.is_empty());
+    let (Some(channel), Some(levels)) = (
+        v["channel"].as_str().filter(|c| !c.is_empty()),
+        levels.filter(|_| has_exactly(&v, &["channel", "levels"])),
+    ) else {
+        if quirk == Some(Quirk::AcceptsGarbage) {
+            return (200, Vec::new(), json!({"accepted": 0}).to_string());
+        }
+        return refuse(
+            422,
+            "body must be exactly {\"channel\": string, \"levels\": [at least one level]}",
+        );
+    };
+    let mut parsed = Vec::new();
+    for l in levels {
+        let available = l["available"].as_u64().filter(|n| *n <= MAX_LEVEL);
+        match (l["sku"].as_str(), available) {
+            (Some(sku), Some(n)) if !sku.is_empty() && has_exactly(l, &["sku", "available"]) => {
+                parsed.push((sku.to_owned(), n))
+            }
+            _ if quirk == Some(Quirk::AcceptsGarbage) => {}
+            _ => {
+                return refuse(
+                    422,
+                    "each level needs exactly sku and a whole available from 0 to 2^53-1",
+                )
+            }
+        }
+    }
+    let n = parsed.len();
+    for (sku, available) in parsed {
+        let slot = st.levels.entry((channel.to_owned(), sku)).or_insert(0);
+        *slot = if quirk == Some(Quirk::LevelsAsDeltas) {
+            slot.saturating_add(available)
+        } else {
+            available
+        };
+    }
+    (200, Vec::new(), json!({"accepted": n}).to_string())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` with a real month, day, hour, minute and second.
+fn utc_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    b.len() == 20
+        && (b[4], b[7], b[10], b[13], b[16], b[19]) == (b'-', b'-', b'T', b':', b':', b'Z')
+        && num(0..4).is_some()
+        && num(5..7).is_some_and(|m| (1..=12).contains(&m))
+        && num(8..10).is_some_and(|d| (1..=31).contains(&d))
+        && num(11..13).is_some_and(|h| h < 24)
+        && num(14..16).is_some_and(|m| m < 60)
+        && num(17..19).is_some_and(|s| s < 61)
+}
+
+/// `PUT /orders/{order_id}/shipments/{shipment_id}` with a `ShipmentRequest`.
+fn put_shipment(st: &mut State, order: String, shipment: String, body: &[u8]) -> Answer {
+    if order.is_empty() || shipment.is_empty() {
+        return refuse(400, "order_id and shipment_id must not be empty");
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return refuse(400, "the body is not JSON");
+    };
+    let nullable_str = |f: &str| v[f].is_null() || v[f].is_string();
+    let item_ok = |i: &Value| {
+        has_exactly(i, &["sku", "qty"])
+            && non_empty_str(&i["sku"])
+            && i["qty"].as_f64().is_some_and(|q| q > 0.0)
+    };
+    let well_formed = has_exactly(
+        &v,
+        &[
+            "status",
+            "carrier",
+            "tracking_number",
+            "tracking_url",
+            "items",
+            "shipped_at",
+        ],
+    ) && matches!(v["status"].as_str(), Some("shipped" | "cancelled"))
+        && ["carrier", "tracking_number", "tracking_url"]
+            .iter()
+            .all(|f| nullable_str(f))
+        && v["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty() && items.iter().all(item_ok))
+        && v["shipped_at"].as_str().is_some_and(utc_timestamp);
+    if !well_formed && st.options.quirk != Some(Quirk::AcceptsGarbage) {
+        return refuse(
+            422,
+            "body must be exactly status (shipped or cancelled), carrier, tracking_number, \
+             tracking_url, items (sku, qty > 0) and shipped_at (YYYY-MM-DDTHH:MM:SSZ)",
+        );
+    }
+    st.shipments.insert((order, shipment), v);
+    (200, Vec::new(), json!({"ok": true}).to_string())
 }
 
 /// Decodes `%XX` escapes and `+` (query strings, path segments). Malformed escapes stay as
