@@ -27,5 +27,5 @@ SHOP_SIGNING_SECRET="$secret" PYTHONPATH=.ci SCHEMATHESIS_HOOKS=schemathesis_hoo
   -H "Authorization: Bearer shop-token" \
   --phases examples,coverage,fuzzing,stateful \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-100}" \
-  --seed 20261129 \
+  --seed "${SCHEMATHESIS_SEED:-20261129}" \
   --no-color

@@ -388,6 +388,15 @@ fn read_levels(st: &State, query: &str) -> Answer {
 /// The largest `available` (and the largest integer JSON carries exactly everywhere).
 const MAX_LEVEL: u64 = (1 << 53) - 1;
 
+/// A JSON integer >= 0; `90.0` is one too, as JSON Schema counts it.
+fn whole(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_LEVEL as f64)
+            .map(|f| f as u64)
+    })
+}
+
 /// The object's keys are exactly `keys`.
 fn has_exactly(v: &Value, keys: &[&str]) -> bool {
     v.as_object()
@@ -419,7 +428,7 @@ fn set_levels(st: &mut State, body: &[u8]) -> Answer {
     };
     let mut parsed = Vec::new();
     for l in levels {
-        let available = l["available"].as_u64().filter(|n| *n <= MAX_LEVEL);
+        let available = whole(&l["available"]).filter(|n| *n <= MAX_LEVEL);
         match (l["sku"].as_str(), available) {
             (Some(sku), Some(n)) if !sku.is_empty() && has_exactly(l, &["sku", "available"]) => {
                 parsed.push((sku.to_owned(), n))
