@@ -14,12 +14,11 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use common::{wait_until_async, Harness, STORES};
+use common::{ship_and_track, wait_until_async, Harness};
 use serde_json::Value;
 use shoprelay::cli::shop_check;
 use shoprelay::config::Settings;
 use shoprelay::startup::Workers;
-use shoprelay::testkit::erp::Transport;
 use shoprelay::testkit::shop::SHOP_TOKEN;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -155,27 +154,7 @@ async fn a_shop_verifying_with_the_official_library_accepts_every_push_of_a_full
         return;
     };
     let h = Harness::start_with(Workers::Background, |t| pointed_at(t, &shop.base_url)).await;
-    h.deliver(h.erp.stock_move("SKU 1/A", STORES, 5.0).expect("move"))
-        .await;
-    let (so, ds) = h
-        .erp
-        .submit_sales_order("SHOP-1", &[("SKU 1/A", STORES, 2.0)])
-        .expect("so");
-    h.deliver(ds).await;
-    let dhl = Transport {
-        transporter_name: Some("DHL"),
-        lr_no: Some("LR-1"),
-    };
-    let (dn, ds) = h
-        .erp
-        .submit_delivery_note(&[(Some(&so), "SKU 1/A", STORES, 1.0)], dhl, None)
-        .expect("dn");
-    h.deliver(ds).await;
-    let (_, ds) = h
-        .erp
-        .submit_shipment(&[&dn], Some("UPS"), Some("1Z1"), None)
-        .expect("shipment");
-    h.deliver(ds).await;
+    let (_, dn) = ship_and_track(&h, None).await;
     let shipment = format!("SHOP-1/{dn}");
     wait_until_async("the tracking", || async {
         shop.recorded().await["shipments"][&shipment]["tracking_number"] == "1Z1"

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{wait_until, Harness, STORES};
+use common::{ship_and_track, wait_until, Harness, DHL_LR_1, STORES};
 use serde_json::{json, Value};
-use shoprelay::testkit::erp::Transport;
 use shoprelay::testkit::shop::SHOP_TOKEN;
 
 const SPEC: &str = include_str!("../shop_adapter_spec/openapi.yaml");
@@ -228,35 +227,10 @@ async fn every_request_the_relay_sends_validates_against_the_spec() {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let h = Harness::start_signed(&[secret], secret).await;
     // Stock, an order, a delivery with tracking, a cancelled delivery: every kind of request.
-    h.deliver(h.erp.stock_move("SKU 1/A", STORES, 5.0).expect("move"))
-        .await;
-    let (so, ds) = h
-        .erp
-        .submit_sales_order("SHOP-1", &[("SKU 1/A", STORES, 2.0)])
-        .expect("so");
-    h.deliver(ds).await;
-    let dhl = Transport {
-        transporter_name: Some("DHL"),
-        lr_no: Some("LR-1"),
-    };
-    let (dn, ds) = h
-        .erp
-        .submit_delivery_note(&[(Some(&so), "SKU 1/A", STORES, 1.0)], dhl, None)
-        .expect("dn");
-    h.deliver(ds).await;
-    let (_, ds) = h
-        .erp
-        .submit_shipment(
-            &[&dn],
-            Some("UPS"),
-            Some("1Z1"),
-            Some("https://t.example/1Z1"),
-        )
-        .expect("shipment");
-    h.deliver(ds).await;
+    let (so, dn) = ship_and_track(&h, Some("https://t.example/1Z1")).await;
     let (dn2, ds) = h
         .erp
-        .submit_delivery_note(&[(Some(&so), "SKU 1/A", STORES, 1.0)], dhl, None)
+        .submit_delivery_note(&[(Some(&so), "SKU 1/A", STORES, 1.0)], DHL_LR_1, None)
         .expect("dn2");
     h.deliver(ds).await;
     wait_until(

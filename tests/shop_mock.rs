@@ -71,6 +71,17 @@ async fn send(
     (status, resp.json().await.expect("a JSON answer"))
 }
 
+async fn post_levels(shop: &ShopMock, headers: &[(&str, String)], body: Vec<u8>) -> (u16, Value) {
+    send(
+        shop,
+        reqwest::Method::POST,
+        "/inventory/levels",
+        headers,
+        body,
+    )
+    .await
+}
+
 /// The push `method path` is refused without each header in turn (401 for credentials, 400
 /// otherwise, with a JSON error, changing nothing), and accepted complete.
 async fn each_header_is_required(method: reqwest::Method, path: &str, body: fn() -> Vec<u8>) {
@@ -119,14 +130,7 @@ async fn a_malformed_webhook_header_is_refused_even_when_the_shop_does_not_sign(
         .into_iter()
         .filter(|(k, _)| !k.starts_with("webhook-"))
         .collect();
-    let (status, answer) = send(
-        &shop,
-        reqwest::Method::POST,
-        "/inventory/levels",
-        &plain,
-        levels_body(),
-    )
-    .await;
+    let (status, answer) = post_levels(&shop, &plain, levels_body()).await;
     assert_eq!(status, 200, "no signature is needed here: {answer}");
     for (name, bad) in [
         ("webhook-timestamp", "soon"),
@@ -153,14 +157,7 @@ async fn a_malformed_webhook_header_is_refused_even_when_the_shop_does_not_sign(
         )
         .await;
         assert_eq!(status, 400, "{name}: {bad:?} on a shipment: {answer}");
-        let (status, answer) = send(
-            &shop,
-            reqwest::Method::POST,
-            "/inventory/levels",
-            &headers,
-            body.to_string().into_bytes(),
-        )
-        .await;
+        let (status, answer) = post_levels(&shop, &headers, body.to_string().into_bytes()).await;
         assert_eq!(status, 400, "{name}: {bad:?} on levels: {answer}");
         assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
     }
@@ -183,14 +180,7 @@ async fn a_signing_shop_refuses_a_malformed_timestamp_without_checking_the_signa
             _ => (k, v),
         })
         .collect();
-    let (status, answer) = send(
-        &shop,
-        reqwest::Method::POST,
-        "/inventory/levels",
-        &headers,
-        levels_body(),
-    )
-    .await;
+    let (status, answer) = post_levels(&shop, &headers, levels_body()).await;
     assert_eq!(status, 400, "{answer}");
     assert!(answer["error"]
         .as_str()
@@ -240,14 +230,7 @@ async fn bodies_that_break_the_schema_are_refused_with_422() {
         json!({"channel": "web", "levels": [{"sku": "A", "available": 1}], "note": "x"}),
     ];
     for body in levels {
-        let (status, answer) = send(
-            &shop,
-            reqwest::Method::POST,
-            "/inventory/levels",
-            &headers,
-            body.to_string().into_bytes(),
-        )
-        .await;
+        let (status, answer) = post_levels(&shop, &headers, body.to_string().into_bytes()).await;
         assert_eq!(status, 422, "{body}: {answer}");
     }
     let mut good: Value = serde_json::from_slice(&shipment_body()).expect("json");

@@ -220,3 +220,33 @@ pub fn expected(parts: &[(f64, f64)], buffer: f64) -> u64 {
         0
     }
 }
+
+/// Stock for "SKU 1/A", a Sales Order with shop order id SHOP-1 for 2 of it, and a delivery note
+/// for 1 (carrier DHL, LR-1) that a Shipment then tracks (UPS, 1Z1, with `tracking_url`):
+/// levels and two shipment PUTs. Returns (the Sales Order, the delivery note).
+pub async fn ship_and_track(h: &Harness, tracking_url: Option<&str>) -> (String, String) {
+    h.deliver(h.erp.stock_move("SKU 1/A", STORES, 5.0).expect("move"))
+        .await;
+    let (so, ds) = h
+        .erp
+        .submit_sales_order("SHOP-1", &[("SKU 1/A", STORES, 2.0)])
+        .expect("so");
+    h.deliver(ds).await;
+    let (dn, ds) = h
+        .erp
+        .submit_delivery_note(&[(Some(&so), "SKU 1/A", STORES, 1.0)], DHL_LR_1, None)
+        .expect("dn");
+    h.deliver(ds).await;
+    let (_, ds) = h
+        .erp
+        .submit_shipment(&[&dn], Some("UPS"), Some("1Z1"), tracking_url)
+        .expect("shipment");
+    h.deliver(ds).await;
+    (so, dn)
+}
+
+/// A delivery note's own transport details: carrier DHL, transport receipt LR-1.
+pub const DHL_LR_1: shoprelay::testkit::erp::Transport = shoprelay::testkit::erp::Transport {
+    transporter_name: Some("DHL"),
+    lr_no: Some("LR-1"),
+};
