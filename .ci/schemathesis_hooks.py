@@ -101,7 +101,9 @@ def after_call(context, case, response):
         and all(PATTERNS[h].fullmatch(request_headers.get(h, "")) for h in PATTERNS)
         and b"bearer" not in response.content
     ):
-        line = f"signature-refused {response.request.method} {response.content[:200]!r} {request_headers!r} {response.request.body[:300]!r}"
+        shown = {k: v for k, v in request_headers.items() if k.startswith("webhook-")}
+        body = response.request.body or b""
+        line = f"signature-refused {response.request.method} {response.content[:200]!r} {shown} {body[:300]!r}"
     else:
         return
     with open(SIGNED_LOG, "a", encoding="utf-8") as log:
