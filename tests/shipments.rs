@@ -523,3 +523,34 @@ async fn a_delivery_note_erpnext_refuses_to_explain_is_skipped_and_stock_goes_on
         .contains("shoprelay_documents_failed_total 1"));
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_cancellation_queued_under_contract_1_is_kept_as_a_dead_letter_not_sent() {
+    let h = Harness::start(Workers::Background).await;
+    // What a relay speaking shop contract 1 stored for a cancelled note: no body (a DELETE).
+    let legacy: shoprelay::model::ShipmentOp =
+        serde_json::from_str(r#"{"order_id": "SHOP-9", "shipment_id": "DN-OLD", "put": null}"#)
+            .expect("a contract 1 operation");
+    h.relay.store.queue_shipments(&[legacy]).expect("queued");
+    wait_until(
+        "dead letter",
+        || h.relay.store.depths().dead == 1,
+        || format!("{:?}", h.relay.store.depths()),
+    )
+    .await;
+    let listed = h.dead_letters().await;
+    let letter = &listed["dead_letters"][0];
+    assert_eq!(letter["kind"], "shipment");
+    assert!(
+        letter["response"]
+            .as_str()
+            .is_some_and(|r| r.contains("shop contract 1")),
+        "{letter}"
+    );
+    assert_eq!(h.relay.store.depths().shipment_outbox, 0);
+    assert!(
+        h.shop.requests().iter().all(|r| !r.path.contains("DN-OLD")),
+        "nothing was sent for it"
+    );
+    h.stop().await;
+}
