@@ -451,12 +451,7 @@ async fn a_refused_shipment_is_dead_lettered_and_retried_with_its_current_state(
             .collect(),
     )
     .await;
-    wait_until(
-        "dead letter",
-        || h.relay.store.depths().dead == 1,
-        || format!("{:?}", h.shop.requests().len()),
-    )
-    .await;
+    h.wait_dead_letters(1).await;
     let client = reqwest::Client::new();
     let listed = h.dead_letters().await;
     let letter = &listed["dead_letters"][0];
@@ -532,12 +527,7 @@ async fn a_cancellation_queued_under_contract_1_is_kept_as_a_dead_letter_not_sen
         serde_json::from_str(r#"{"order_id": "SHOP-9", "shipment_id": "DN-OLD", "put": null}"#)
             .expect("a contract 1 operation");
     h.relay.store.queue_shipments(&[legacy]).expect("queued");
-    wait_until(
-        "dead letter",
-        || h.relay.store.depths().dead == 1,
-        || format!("{:?}", h.relay.store.depths()),
-    )
-    .await;
+    h.wait_dead_letters(1).await;
     let listed = h.dead_letters().await;
     let letter = &listed["dead_letters"][0];
     assert_eq!(letter["kind"], "shipment");

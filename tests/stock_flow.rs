@@ -308,12 +308,7 @@ async fn a_refused_push_is_dead_lettered_with_the_shops_answer_and_can_be_retrie
         .await;
     let client = reqwest::Client::new();
     let auth = ("Authorization", "Bearer admin-token");
-    wait_until(
-        "dead letter",
-        || h.relay.store.depths().dead == 1,
-        || format!("{:?}", h.relay.store.depths()),
-    )
-    .await;
+    h.wait_dead_letters(1).await;
     let listed = h.dead_letters().await;
     let letter = &listed["dead_letters"][0];
     assert_eq!(letter["status"], 422);

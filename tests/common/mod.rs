@@ -128,6 +128,16 @@ impl Harness {
         }
     }
 
+    /// Waits until the relay holds `n` dead letters.
+    pub async fn wait_dead_letters(&self, n: usize) {
+        wait_until(
+            "dead letters",
+            || self.relay.store.depths().dead == n,
+            || format!("{:?}", self.relay.store.depths()),
+        )
+        .await;
+    }
+
     /// Waits until the shop shows `value` for (`channel`, `sku`).
     pub async fn wait_level(&self, channel: &str, sku: &str, value: u64) {
         wait_until(
