@@ -191,7 +191,8 @@ async fn a_shop_verifying_with_the_official_library_accepts_every_push_of_a_full
             .count()
     };
     assert!(count("POST", None) >= 1, "levels: {recorded}");
-    assert!(count("PUT", Some("shipped")) >= 2, "shipped and tracked");
+    // One PUT or two: the untracked state may be superseded by the tracked one before it is sent.
+    assert!(count("PUT", Some("shipped")) >= 1, "shipped: {recorded}");
     assert_eq!(count("PUT", Some("cancelled")), 1, "{recorded}");
     assert_eq!(
         requests.len(),
