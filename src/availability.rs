@@ -1,4 +1,4 @@
-//! Pure: Bin rows and the channel map become the sellable quantity per channel (DESIGN §3).
+//! Pure: Bin rows and the channel map become the sellable quantity per channel (the policies are in README.md).
 
 use crate::config::{Channel, Policy};
 use crate::model::BinRow;

@@ -1,4 +1,4 @@
-//! Configuration: the TOML file of DESIGN §6 plus `SHOPRELAY_*` environment overrides, validated once into typed settings.
+//! Configuration: the TOML file (shoprelay.example.toml) plus `SHOPRELAY_*` environment overrides, validated once into typed settings.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -55,7 +55,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// How a channel turns a Bin into a sellable quantity (DESIGN §3).
+/// How a channel turns a Bin into a sellable quantity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {

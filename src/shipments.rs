@@ -1,5 +1,5 @@
 //! Pure: a Delivery Note read back from ERPNext, its Sales Orders' shop order ids and the
-//! tracking its Shipments added become the shop's shipments (DESIGN §4): one per shop order the
+//! tracking its Shipments added become the shop's shipments (shop_adapter_spec/): one per shop order the
 //! note serves, each a `PUT` of its state: `"status": "shipped"` while the note is submitted,
 //! `"status": "cancelled"` once it is cancelled.
 

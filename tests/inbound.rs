@@ -1,4 +1,4 @@
-//! `POST /webhooks/erpnext`: every case of ../shared/erpnext/webhook-vectors.json, and the
+//! `POST /webhooks/erpnext`: every case of tests/fixtures/webhook-vectors.json, and the
 //! refusals (401, 400, 413, 422) that store nothing.
 
 mod common;
@@ -11,9 +11,9 @@ use shoprelay::startup::Workers;
 fn vectors() -> Vec<Value> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/erpnext/webhook-vectors.json"
+        "/tests/fixtures/webhook-vectors.json"
     );
-    let text = std::fs::read_to_string(path).expect("the shared webhook vectors");
+    let text = std::fs::read_to_string(path).expect("the webhook vectors");
     let v: Value = serde_json::from_str(&text).expect("json");
     v["cases"].as_array().expect("cases").clone()
 }

@@ -11,7 +11,7 @@ use crate::model::{DocKind, StockSignal};
 use crate::startup::AppState;
 use crate::store::Ingested;
 
-/// The header Frappe signs with (FACTS §1.5).
+/// The header Frappe signs with: base64 of HMAC-SHA256 over the raw body (docs/erpnext-facts.md).
 pub const SIGNATURE_HEADER: &str = "X-Frappe-Webhook-Signature";
 
 /// An ERPNext event as stored in the inbox.

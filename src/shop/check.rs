@@ -1,4 +1,4 @@
-//! `shoprelay shop check`: runs the shop contract (DESIGN §4, shop_adapter_spec/) against a live
+//! `shoprelay shop check`: runs the shop contract (shop_adapter_spec/) against a live
 //! shop with a test channel and test SKUs, one line per rule, so a shop team knows before
 //! go-live what their side gets wrong.
 

@@ -1,4 +1,4 @@
-//! Shop side: the HTTP client of the shop contract (DESIGN §4), the pure retry policy, the
+//! Shop side: the HTTP client of the shop contract (shop_adapter_spec/), the pure retry policy, the
 //! push agent that drains the outbox, and the contract check a shop team runs.
 
 pub mod agent;

@@ -13,7 +13,8 @@ pub enum Disposition {
     DeadLetter,
 }
 
-/// Classifies an HTTP status per DESIGN §4.
+/// Classifies an HTTP status as the shop contract says: 2xx done; 408, 425, 429 and 5xx
+/// retried; any other status refused for good.
 pub fn classify(status: u16) -> Disposition {
     match status {
         200..=299 => Disposition::Done,

@@ -1,5 +1,5 @@
 //! An ERPNext emulator on loopback: Bins, Stock Ledger Entries and Sales Orders that change the
-//! way ERPNext changes them (FACTS §2, §9: no Bin webhook on ordinary moves, a new Bin's
+//! way ERPNext changes them (docs/erpnext-facts.md: no Bin webhook on ordinary moves, a new Bin's
 //! payload says 0.0, SLE `qty_after_transaction` is 0.0), the project's own Webhook documents
 //! rendered and signed like Frappe, and the REST subset with Frappe's filters and paging.
 
@@ -780,7 +780,7 @@ fn insert_sle(
         ("voucher_type", json!(voucher_type)),
         ("voucher_no", json!(voucher_no)),
         ("actual_qty", json!(qty)),
-        // FACTS §9: always 0.0 in the payload, whatever the stock is.
+        // ERPNext sends 0.0 here in every payload, whatever the stock is.
         ("qty_after_transaction", json!(0.0)),
         ("is_cancelled", json!(is_cancelled)),
         ("posting_date", json!("2026-11-26")),
