@@ -13,7 +13,7 @@ use crate::startup::{error_chain, Relay, StartupError};
 /// Why a subcommand failed. Shown to the user as is (with its causes).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("{0}")]
+    #[error(transparent)]
     Erp(#[from] ErpError),
     #[error("`server.public_url` is required: it is the address ERPNext sends webhooks to")]
     NoPublicUrl,

@@ -36,13 +36,13 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("configuration file {path} is not valid TOML for shoprelay: {source}")]
+    /// The parser's message names the key and the line; it is the message, not a source.
+    #[error("configuration file {path} is not valid TOML for shoprelay: {error}")]
     Parse {
         path: PathBuf,
-        #[source]
-        source: toml::de::Error,
+        error: toml::de::Error,
     },
-    #[error("cannot read SHOPRELAY_* environment variables: {0}")]
+    #[error("cannot read SHOPRELAY_* environment variables")]
     Env(#[from] envy::Error),
     #[error("invalid configuration: `{key}` {reason}")]
     Invalid { key: String, reason: String },
@@ -238,9 +238,9 @@ impl Settings {
     }
 
     fn from_parts(text: &str, path: &Path, env: EnvOverrides) -> Result<Self, ConfigError> {
-        let raw: RawFile = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        let raw: RawFile = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         validate(raw, env)
     }

@@ -5,37 +5,53 @@
 //!
 //! # Layout
 //!
-//! Modules follow the data flow:
+//! Modules follow the data flow; an arrow is "uses", and no module uses one that uses it back
+//! (`tests/module_graph.rs` fails on a cycle):
 //!
 //! - [`config`]: the TOML file and `SHOPRELAY_*` overrides, validated into [`config::Settings`].
-//! - [`startup`]: [`startup::Application`] binds the listener and runs the worker loops.
-//! - [`inbound`]: signature checks and the `POST /webhooks/erpnext` handler.
-//! - [`store`]: the only module that touches sled (dedup, inbox, dirty items, outbox, dead letters).
-//! - [`erpnext`]: the REST client and the shipped Webhook documents.
-//! - [`processor`]: inbox events to dirty items and documents, read back, to levels and shipments.
-//! - [`availability`]: pure: Bin rows and a channel to a sellable level.
-//! - [`shipments`]: pure: a Delivery Note, its orders and its tracking to the shop's shipments.
+//! - [`model`]: shared data: Bin rows, levels, signals, inbox records, shipment operations, the
+//!   clock in milliseconds.
+//! - [`store`]: the only module that touches sled (dedup, inbox, dirty items, read-back rows,
+//!   outbox, dead letters, metadata).
 //! - [`http`]: the authorised HTTP client builder shared by the ERPNext and shop clients.
-//! - [`shop`]: the shop client, the retry policy and the push agent.
+//! - [`erpnext`]: the REST client, the shipped Webhook documents, setup/check, and reconcile
+//!   (Bins changed since a watermark → dirty items in the store).
+//! - [`channels`]: the one owner of the channel mapping: the file's or the admin's channels,
+//!   saved in the store, resolved against ERPNext's Warehouse tree.
+//! - [`metrics`]: counters of what the relay did, and their Prometheus text.
+//! - [`state`]: what the HTTP handlers share ([`state::AppState`]).
+//! - [`inbound`]: signature checks and `POST /webhooks/erpnext` → the inbox.
+//! - [`availability`] and [`shipments`]: pure: Bin rows to sellable levels; a Delivery Note to
+//!   the shop's shipments.
+//! - [`processor`]: inbox events → dirty items and documents → read back → levels and
+//!   shipments in the outbox.
+//! - [`shop`]: the shop client, the retry policy, the push agent (outbox → shop), the contract
+//!   check.
 //! - [`admin`]: health, metrics and the admin API.
+//! - [`startup`]: [`startup::Application`] opens the store, binds the listener, runs the
+//!   worker loops.
 //! - [`cli`]: the administrative subcommands (`erpnext setup`, `erpnext check`, `reconcile`).
+//! - [`telemetry`]: logging, and errors printed with their causes.
 //! - [`demo`]: `shoprelay demo`, the relay between a simulated ERPNext and shop.
 //! - [`testkit`]: the ERPNext emulator and the recording shop used by the demo and the tests.
 
 pub mod admin;
 pub mod availability;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod erpnext;
 pub mod http;
 pub mod inbound;
+pub mod metrics;
 pub mod model;
 pub mod orders;
 pub mod processor;
 pub mod shipments;
 pub mod shop;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod testkit;

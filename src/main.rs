@@ -212,7 +212,7 @@ async fn serve(config: PathBuf) -> Result<(), String> {
         .map_err(|e| error_chain(&e))?;
     let handle = app.handle();
     // Printed on stdout so that scripts (and tests) binding port 0 can find the port.
-    println!("shoprelay listening on 127.0.0.1:{}", app.port());
+    println!("shoprelay listening on {}", app.local_addr());
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stopping: finishing requests in flight");

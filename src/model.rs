@@ -1,4 +1,5 @@
-//! Domain types shared by the modules: Bin rows read back from ERPNext, stock levels, stock signals.
+//! Domain types shared by the modules: Bin rows read back from ERPNext, stock levels, stock
+//! signals, the inbox records they are stored as, and the wall clock in milliseconds.
 
 use std::cmp::Ordering;
 
@@ -233,4 +234,33 @@ impl ShipmentOp {
     pub fn is_cancelled(&self) -> bool {
         self.body["status"] == "cancelled"
     }
+}
+
+/// An ERPNext event as stored in the inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ErpEvent {
+    /// Stock may have changed for these (item, warehouse) pairs.
+    Stock(StockSignal),
+    /// A Delivery Note or Shipment changed; the relay reads it back.
+    Document {
+        doc: DocKind,
+        event: Option<String>,
+        name: String,
+    },
+}
+
+/// An inbox record: the parsed event and when it arrived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxRecord {
+    pub received_ms: u64,
+    pub event: ErpEvent,
+}
+
+/// Milliseconds since the Unix epoch by the system clock (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }

@@ -3,18 +3,17 @@
 //! back and planned into shipments; whatever changed is queued for the shop.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use crate::admin::Metrics;
 use crate::availability::channel_level;
-use crate::config::Channel;
+pub use crate::channels::ChannelMap;
+use crate::channels::{ChannelError, Channels};
 use crate::erpnext::{ErpClient, ErpError};
-use crate::inbound::erpnext::{ErpEvent, InboxRecord};
-use crate::model::{BinRow, DocKind, Level};
+use crate::metrics::Metrics;
+use crate::model::{now_ms, BinRow, DocKind, ErpEvent, InboxRecord, Level};
 use crate::shipments::{plan, sales_orders, DeliveryNoteDoc, ShipmentDoc};
 use crate::store::{FieldCache, Store, StoreError};
+use crate::telemetry::error_chain;
 
 /// Why a processing step stopped; the work it did not finish stays in the store.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +22,8 @@ pub enum ProcessError {
     Store(#[from] StoreError),
     #[error("reading from ERPNext failed")]
     Erp(#[from] ErpError),
+    #[error("resolving the channels failed")]
+    Channels(#[from] ChannelError),
 }
 
 /// What one step did.
@@ -52,8 +53,6 @@ impl StepReport {
 /// What the processor is configured with.
 #[derive(Debug, Clone)]
 pub struct ProcessorSettings {
-    /// The channels to start with.
-    pub channels: Vec<Channel>,
     /// Items per read-back step.
     pub dirty_batch: usize,
     /// The Sales Order field holding the shop's order id.
@@ -62,101 +61,15 @@ pub struct ProcessorSettings {
     pub sku_field: Option<String>,
 }
 
-/// The channels with group warehouses replaced by their leaf warehouses, and every warehouse
-/// that feeds a channel (sorted).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChannelMap {
-    pub channels: Vec<Channel>,
-    pub warehouses: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-struct WarehouseRow {
-    name: String,
-    #[serde(default)]
-    is_group: i64,
-    #[serde(default)]
-    parent_warehouse: Option<String>,
-}
-
-/// The Warehouse tree last read from ERPNext.
-const WAREHOUSE_TREE_META: &str = "warehouse_tree";
-
-/// Channels set through the admin API; they replace the file's `[[channels]]` until removed.
-pub(crate) const CHANNELS_OVERRIDE_META: &str = "channels_override";
-
-impl ChannelMap {
-    /// Resolves `configured` against ERPNext's Warehouse tree: a group warehouse stands for
-    /// every leaf below it; a name ERPNext does not list is kept as it is.
-    fn resolve(configured: &[Channel], tree: &[WarehouseRow]) -> Self {
-        let mut children: BTreeMap<&str, Vec<&WarehouseRow>> = BTreeMap::new();
-        for w in tree {
-            if let Some(p) = w.parent_warehouse.as_deref() {
-                children.entry(p).or_default().push(w);
-            }
-        }
-        let is_group: BTreeMap<&str, bool> = tree
-            .iter()
-            .map(|w| (w.name.as_str(), w.is_group == 1))
-            .collect();
-        let leaves = |root: &str| -> Vec<String> {
-            if is_group.get(root) != Some(&true) {
-                return vec![root.to_owned()];
-            }
-            let mut out = Vec::new();
-            let mut stack = vec![root];
-            while let Some(w) = stack.pop() {
-                for c in children.get(w).map(Vec::as_slice).unwrap_or_default() {
-                    if c.is_group == 1 {
-                        stack.push(&c.name);
-                    } else {
-                        out.push(c.name.clone());
-                    }
-                }
-            }
-            out.sort();
-            out
-        };
-        let channels: Vec<Channel> = configured
-            .iter()
-            .map(|c| {
-                let mut whs: Vec<String> = c.warehouses.iter().flat_map(|w| leaves(w)).collect();
-                whs.sort();
-                whs.dedup();
-                Channel {
-                    warehouses: whs,
-                    ..c.clone()
-                }
-            })
-            .collect();
-        let warehouses: BTreeSet<String> = channels
-            .iter()
-            .flat_map(|c| c.warehouses.iter().cloned())
-            .collect();
-        Self {
-            channels,
-            warehouses: warehouses.into_iter().collect(),
-        }
-    }
-}
-
 /// Turns signals into levels and shipments. Owned by the processing loop; tests call
 /// [`Processor::step`].
 pub struct Processor {
     store: Store,
     erp: ErpClient,
     settings: ProcessorSettings,
-    channels: RwLock<Vec<Channel>>,
-    map: RwLock<Option<Arc<ChannelMap>>>,
+    channels: Arc<Channels>,
     inbox_batch: usize,
     metrics: Arc<Metrics>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
 }
 
 impl Processor {
@@ -164,93 +77,31 @@ impl Processor {
         store: Store,
         erp: ErpClient,
         settings: ProcessorSettings,
+        channels: Arc<Channels>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
             erp,
-            channels: RwLock::new(settings.channels.clone()),
+            channels,
             settings: ProcessorSettings {
                 dirty_batch: settings.dirty_batch.max(1),
                 ..settings
             },
-            map: RwLock::new(None),
             inbox_batch: 1000,
             metrics,
         }
     }
 
-    /// Reads the Warehouse tree and resolves the channels against it (at start, on each
-    /// reconcile pass, when the mapping changes). The tree is kept in the store: when ERPNext
-    /// cannot be read, the last tree read is used; with none stored, the error is returned and
-    /// nothing is computed. A 403 (the API user may not read Warehouse) resolves against an
-    /// empty tree: the names are used as configured.
+    /// Reads the Warehouse tree and resolves the channels against it (see
+    /// [`Channels::refresh`]).
     pub async fn refresh_channel_map(&self) -> Result<Arc<ChannelMap>, ProcessError> {
-        let fields = ["name", "is_group", "parent_warehouse"];
-        let tree = match self
-            .erp
-            .list_all::<WarehouseRow>("Warehouse", &fields, &serde_json::json!([]))
-            .await
-        {
-            Ok(tree) => {
-                self.store.set_meta(
-                    WAREHOUSE_TREE_META,
-                    &serde_json::to_vec(&tree).map_err(StoreError::from)?,
-                )?;
-                tree
-            }
-            // Waiting will not change a refusal: use the names as configured, and say so.
-            Err(ErpError::Status { status: 403, .. }) => {
-                tracing::warn!("the API user may not read Warehouse: group warehouses in channels are not expanded");
-                Vec::new()
-            }
-            Err(e) => match self.store.meta(WAREHOUSE_TREE_META)? {
-                Some(bytes) => {
-                    tracing::warn!(error = %e, "cannot read the Warehouse tree; using the last one read");
-                    serde_json::from_slice(&bytes).map_err(StoreError::from)?
-                }
-                None => {
-                    *self.map.write().unwrap_or_else(|p| p.into_inner()) = None;
-                    return Err(e.into());
-                }
-            },
-        };
-        let configured = self.channels();
-        let resolved = Arc::new(ChannelMap::resolve(&configured, &tree));
-        *self.map.write().unwrap_or_else(|p| p.into_inner()) = Some(resolved.clone());
-        Ok(resolved)
-    }
-
-    /// The channels as configured (the file's, or those set through the admin API).
-    pub fn channels(&self) -> Vec<Channel> {
-        self.channels
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The channel map in use, if resolved.
-    pub fn current_map(&self) -> Option<Arc<ChannelMap>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Replaces the channels and resolves them. On an error the new channels are kept and
-    /// resolved on the next step.
-    pub async fn set_channels(
-        &self,
-        channels: Vec<Channel>,
-    ) -> Result<Arc<ChannelMap>, ProcessError> {
-        *self.channels.write().unwrap_or_else(|p| p.into_inner()) = channels;
-        self.refresh_channel_map().await
+        Ok(self.channels.refresh().await?)
     }
 
     /// The resolved channel map, resolving it on first use.
     pub async fn channel_map(&self) -> Result<Arc<ChannelMap>, ProcessError> {
-        let current = self.map.read().unwrap_or_else(|p| p.into_inner()).clone();
-        match current {
-            Some(m) => Ok(m),
-            None => self.refresh_channel_map().await,
-        }
+        Ok(self.channels.map().await?)
     }
 
     /// One step: drain a batch of inbox events, read back dirty documents, then read back and
@@ -338,7 +189,7 @@ impl Processor {
         }
         let items: Vec<String> = items.into_iter().collect();
         let docs: Vec<(DocKind, String)> = docs.into_iter().collect();
-        self.store.inbox_done(&ids, &items, &docs)?;
+        self.store.inbox_into_dirty(&ids, &items, &docs)?;
         Ok(batch.len())
     }
 
@@ -392,11 +243,11 @@ impl Processor {
                     Err(ProcessError::Erp(e)) if e.is_permanent() => {
                         // Waiting will not change a refusal: drop it, loudly, and go on.
                         self.metrics.document_failed();
-                        tracing::error!(doctype = kind.doctype(), name, error = %e, "document skipped: ERPNext refuses to give what it needs");
+                        tracing::error!(doctype = kind.doctype(), name, error = %error_chain(&e), "document skipped: ERPNext refuses to give what it needs");
                     }
                     Err(ProcessError::Erp(e)) => {
                         // Left dirty for the next step; stock goes on meanwhile.
-                        tracing::warn!(doctype = kind.doctype(), name, error = %e, "document read-back failed; will retry");
+                        tracing::warn!(doctype = kind.doctype(), name, error = %error_chain(&e), "document read-back failed; will retry");
                         return Ok((documents, queued));
                     }
                     Err(e) => return Err(e),
@@ -459,7 +310,7 @@ impl Processor {
         }
         dn.items = items;
         let shipped_at = if dn.docstatus == 1 {
-            self.store.shipped_at(&dn.name, now_ms())?
+            self.store.first_shipped_at(&dn.name, now_ms())?
         } else {
             now_ms()
         };
@@ -542,55 +393,5 @@ impl Processor {
             }
         }
         Ok((self.store.queue_levels(&levels)?, stale))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Policy;
-
-    #[test]
-    fn group_warehouses_stand_for_their_leaves() {
-        let row = |name: &str, parent: Option<&str>, group: bool| WarehouseRow {
-            name: name.into(),
-            is_group: i64::from(group),
-            parent_warehouse: parent.map(str::to_owned),
-        };
-        let tree = [
-            row("All - ACME", None, true),
-            row("Berlin - ACME", Some("All - ACME"), true),
-            row("Berlin A - ACME", Some("Berlin - ACME"), false),
-            row("Berlin B - ACME", Some("Berlin - ACME"), false),
-            row("Munich - ACME", Some("All - ACME"), false),
-            row("Empty - ACME", Some("All - ACME"), true),
-        ];
-        let ch = |name: &str, whs: &[&str]| Channel {
-            name: name.into(),
-            warehouses: whs.iter().map(|s| s.to_string()).collect(),
-            policy: Policy::Actual,
-            buffer: 0.0,
-        };
-        let map = ChannelMap::resolve(
-            &[
-                ch("web", &["Berlin - ACME", "Munich - ACME"]),
-                ch("all", &["All - ACME", "Unknown"]),
-            ],
-            &tree,
-        );
-        assert_eq!(
-            map.channels[0].warehouses,
-            ["Berlin A - ACME", "Berlin B - ACME", "Munich - ACME"]
-        );
-        assert_eq!(
-            map.channels[1].warehouses,
-            [
-                "Berlin A - ACME",
-                "Berlin B - ACME",
-                "Munich - ACME",
-                "Unknown"
-            ]
-        );
-        assert_eq!(map.warehouses.len(), 4);
     }
 }

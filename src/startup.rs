@@ -10,25 +10,17 @@ use actix_web::{web, App, HttpServer};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::admin::Metrics;
+use crate::channels::{ChannelError, Channels};
 use crate::config::Settings;
-use crate::erpnext::reconcile::Reconciler;
+use crate::erpnext::reconcile::{PassReport, Progress, ReconcileError, Reconciler};
 use crate::erpnext::{ErpClient, ErpError};
+pub use crate::metrics::Metrics;
 use crate::processor::{Processor, ProcessorSettings};
 use crate::shop::retry::backoff;
 use crate::shop::{PushAgent, ShopClient, ShopError};
+pub use crate::state::{AppState, ReconcileTrigger};
 use crate::store::{Store, StoreError};
-
-/// State shared by the HTTP handlers.
-pub struct AppState {
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) store: Store,
-    pub(crate) wake_processor: Arc<Notify>,
-    pub(crate) wake_pusher: Arc<Notify>,
-    pub(crate) reconcile: Arc<ReconcileTrigger>,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) processor: Arc<Processor>,
-}
+pub use crate::telemetry::error_chain;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,26 +51,19 @@ pub struct Relay {
     pub pusher: Arc<PushAgent>,
     pub reconciler: Arc<Reconciler>,
     pub metrics: Arc<Metrics>,
+    pub channels: Arc<Channels>,
     wake_processor: Arc<Notify>,
     wake_pusher: Arc<Notify>,
     reconcile: Arc<ReconcileTrigger>,
 }
 
-/// Asks the reconcile loop for a pass now (the admin API), optionally a full one.
-#[derive(Default)]
-pub struct ReconcileTrigger {
-    now: Notify,
-    full: std::sync::atomic::AtomicBool,
-}
-
-impl ReconcileTrigger {
-    /// Requests a pass (a full one when `full`).
-    pub fn request(&self, full: bool) {
-        if full {
-            self.full.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        self.now.notify_one();
-    }
+/// Why a reconcile pass could not run or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("resolving the channels failed")]
+    Channels(#[from] ChannelError),
+    #[error("the reconcile pass failed")]
+    Reconcile(#[from] ReconcileError),
 }
 
 impl Relay {
@@ -93,15 +78,23 @@ impl Relay {
         let metrics = Arc::new(Metrics::default());
         let erp = ErpClient::new(&settings.erpnext)?;
         let shop = ShopClient::new(&settings.shop)?;
+        let channels = Arc::new(
+            Channels::load(store.clone(), erp.clone(), settings.channels.clone()).map_err(
+                |source| StartupError::Store {
+                    path: settings.server.data_dir.clone(),
+                    source,
+                },
+            )?,
+        );
         let processor = Processor::new(
             store.clone(),
             erp.clone(),
             ProcessorSettings {
-                channels: channels_in_force(&store, settings)?,
                 dirty_batch: settings.erpnext.readback_batch * 4,
                 order_id_field: settings.erpnext.order_id_field.clone(),
                 sku_field: settings.erpnext.sku_field.clone(),
             },
+            channels.clone(),
             metrics.clone(),
         );
         let reconciler = Reconciler::new(
@@ -117,6 +110,7 @@ impl Relay {
             pusher: Arc::new(pusher),
             reconciler: Arc::new(reconciler),
             metrics,
+            channels,
             wake_processor: Arc::new(Notify::new()),
             wake_pusher: Arc::new(Notify::new()),
             reconcile: Arc::new(ReconcileTrigger::default()),
@@ -128,9 +122,9 @@ impl Relay {
     pub async fn reconcile_pass(
         &self,
         full: bool,
-        progress: impl FnMut(crate::erpnext::reconcile::Progress),
-    ) -> Result<crate::erpnext::reconcile::PassReport, crate::processor::ProcessError> {
-        let map = self.processor.refresh_channel_map().await?;
+        progress: impl FnMut(Progress),
+    ) -> Result<PassReport, PassError> {
+        let map = self.channels.refresh().await?;
         let report = self
             .reconciler
             .pass(&map.warehouses, full, progress)
@@ -151,7 +145,7 @@ pub enum Workers {
 
 /// A built, bound, not yet running relay.
 pub struct Application {
-    port: u16,
+    addr: std::net::SocketAddr,
     server: Server,
     relay: Relay,
     workers: Workers,
@@ -170,15 +164,14 @@ impl Application {
             wake_pusher: relay.wake_pusher.clone(),
             reconcile: relay.reconcile.clone(),
             metrics: relay.metrics.clone(),
-            processor: relay.processor.clone(),
+            channels: relay.channels.clone(),
         });
         let addr = settings.server.listen;
         let listener =
             TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
-        let port = listener
+        let bound = listener
             .local_addr()
-            .map_err(|source| StartupError::Bind { addr, source })?
-            .port();
+            .map_err(|source| StartupError::Bind { addr, source })?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -194,7 +187,7 @@ impl Application {
         .map_err(|source| StartupError::Bind { addr, source })?
         .run();
         Ok(Self {
-            port,
+            addr: bound,
             server,
             relay,
             workers,
@@ -205,7 +198,12 @@ impl Application {
 
     /// The port the relay listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.addr.port()
+    }
+
+    /// The address the relay listens on (`server.listen` with the port the system chose).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
     }
 
     /// The workers and the store.
@@ -237,44 +235,10 @@ impl Application {
             let _ = l.await;
         }
         if let Err(e) = self.relay.store.flush_now() {
-            tracing::error!(error = %e, "final flush failed");
+            tracing::error!(error = %error_chain(&e), "final flush failed");
         }
         result
     }
-}
-
-/// The channels set through the admin API if any were (persisted in the store), else the file's.
-fn channels_in_force(
-    store: &Store,
-    settings: &Settings,
-) -> Result<Vec<crate::config::Channel>, StartupError> {
-    let stored = store
-        .meta(crate::processor::CHANNELS_OVERRIDE_META)
-        .map_err(|source| StartupError::Store {
-            path: settings.server.data_dir.clone(),
-            source,
-        })?;
-    match stored
-        .and_then(|bytes| serde_json::from_slice::<Vec<crate::config::Channel>>(&bytes).ok())
-    {
-        Some(channels) => {
-            tracing::info!("using the channels set through the admin API (DELETE /admin/channels returns to the file's)");
-            Ok(channels)
-        }
-        None => Ok(settings.channels.clone()),
-    }
-}
-
-/// The error and its causes, joined, for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -317,10 +281,7 @@ async fn reconcile_loop(relay: Relay, every: Option<Duration>) {
     let mut run = every.is_some();
     loop {
         if run {
-            let full = relay
-                .reconcile
-                .full
-                .swap(false, std::sync::atomic::Ordering::SeqCst);
+            let full = relay.reconcile.take_full();
             match relay.reconcile_pass(full, |_| {}).await {
                 Ok(r) => {
                     tracing::info!(full, rows = r.rows, pages = r.pages, watermark = ?r.watermark.map(|w| w.0), "reconcile pass done")
@@ -333,11 +294,11 @@ async fn reconcile_loop(relay: Relay, every: Option<Duration>) {
         match every {
             Some(d) => {
                 tokio::select! {
-                    _ = relay.reconcile.now.notified() => {}
+                    _ = relay.reconcile.requested() => {}
                     _ = tokio::time::sleep(d) => {}
                 }
             }
-            None => relay.reconcile.now.notified().await,
+            None => relay.reconcile.requested().await,
         }
         run = true;
     }

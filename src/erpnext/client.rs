@@ -12,7 +12,7 @@ use crate::model::BinRow;
 /// A failed ERPNext call. Never contains the API key or secret.
 #[derive(Debug, thiserror::Error)]
 pub enum ErpError {
-    #[error("ERPNext could not be reached: {0}")]
+    #[error("ERPNext could not be reached")]
     Transport(#[source] reqwest::Error),
     #[error("ERPNext answered {status}{}: {message}", exc_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
     Status {

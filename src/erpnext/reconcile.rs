@@ -6,10 +6,19 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::client::ErpClient;
+use super::client::{ErpClient, ErpError};
 use crate::model::{BinRow, Modified};
-use crate::processor::ProcessError;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+/// Why a pass stopped; the watermark is only moved by a finished pass, so the next one covers
+/// what this one missed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+    #[error("reading the Bins from ERPNext failed")]
+    Erp(#[from] ErpError),
+}
 
 pub(crate) const WATERMARK: &str = "reconcile/watermark";
 
@@ -53,7 +62,7 @@ impl Reconciler {
     }
 
     /// The stored watermark: the newest Bin `modified` a finished pass has read.
-    pub fn watermark(&self) -> Result<Option<Modified>, ProcessError> {
+    pub fn watermark(&self) -> Result<Option<Modified>, ReconcileError> {
         Ok(self
             .store
             .meta(WATERMARK)?
@@ -70,7 +79,7 @@ impl Reconciler {
         warehouses: &[String],
         full: bool,
         mut progress: impl FnMut(Progress),
-    ) -> Result<PassReport, ProcessError> {
+    ) -> Result<PassReport, ReconcileError> {
         let old = self.watermark()?;
         let from = if full {
             None

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use super::client::{ErpClient, ErpError};
 use super::webhooks::{WebhookDoc, NAME_PREFIX, PLACEHOLDER_BASE};
 use crate::config::Secret;
+use crate::telemetry::error_chain;
 
 /// The fields setup owns and compares (the secret cannot be compared: ERPNext answers asterisks).
 const OWNED: [&str; 10] = [
@@ -234,7 +235,7 @@ pub async fn check(erp: &ErpClient, shipped: &[WebhookDoc], public_url: &str) ->
             ),
         )),
         Err(e) => {
-            out.push(finding(false, format!("credentials: {e}")));
+            out.push(finding(false, format!("credentials: {}", error_chain(&e))));
             return out;
         }
     }
@@ -243,7 +244,10 @@ pub async fn check(erp: &ErpClient, shipped: &[WebhookDoc], public_url: &str) ->
         .await
     {
         Ok(_) => out.push(finding(true, "Bin is readable")),
-        Err(e) => out.push(finding(false, format!("Bin is not readable: {e}"))),
+        Err(e) => out.push(finding(
+            false,
+            format!("Bin is not readable: {}", error_chain(&e)),
+        )),
     }
     for hook in shipped {
         let want = desired(hook, public_url);
@@ -283,7 +287,10 @@ pub async fn check(erp: &ErpClient, shipped: &[WebhookDoc], public_url: &str) ->
                     ));
                 }
             }
-            Err(e) => out.push(finding(false, format!("{}: {e}", hook.name))),
+            Err(e) => out.push(finding(
+                false,
+                format!("{}: {}", hook.name, error_chain(&e)),
+            )),
         }
     }
     let filters = json!([
@@ -336,7 +343,7 @@ pub async fn check(erp: &ErpClient, shipped: &[WebhookDoc], public_url: &str) ->
         }
         Err(e) => out.push(finding(
             false,
-            format!("cannot read the Webhook Request Log: {e}"),
+            format!("cannot read the Webhook Request Log: {}", error_chain(&e)),
         )),
     }
     out

@@ -2,38 +2,17 @@
 //! stored durably (deduplicated by body hash) and only then answered 200.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{read_body, signature, InboundError};
 use crate::model::{DocKind, StockSignal};
-use crate::startup::AppState;
+pub use crate::model::{ErpEvent, InboxRecord};
+use crate::state::AppState;
 use crate::store::Ingested;
 
 /// The header Frappe signs with: base64 of HMAC-SHA256 over the raw body (docs/erpnext-facts.md).
 pub const SIGNATURE_HEADER: &str = "X-Frappe-Webhook-Signature";
-
-/// An ERPNext event as stored in the inbox.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ErpEvent {
-    /// Stock may have changed for these (item, warehouse) pairs.
-    Stock(StockSignal),
-    /// A Delivery Note or Shipment changed; the relay reads it back.
-    Document {
-        doc: DocKind,
-        event: Option<String>,
-        name: String,
-    },
-}
-
-/// An inbox record: the parsed event and when it arrived.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboxRecord {
-    pub received_ms: u64,
-    pub event: ErpEvent,
-}
 
 /// The doctypes and events shoprelay understands.
 const KNOWN_EVENTS: [(&str, &[&str]); 6] = [
@@ -182,12 +161,6 @@ fn sales_order_keys(obj: &Map<String, Value>) -> Result<Vec<(String, String)>, I
     Ok(keys)
 }
 
-fn now() -> std::time::Duration {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
 /// The handler. Order: size limit, signature, parse, store, flush, answer.
 pub(crate) async fn receive(
     req: HttpRequest,
@@ -195,7 +168,11 @@ pub(crate) async fn receive(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, InboundError> {
     let result = accept(&req, payload, &state).await;
-    state.metrics.count_inbound(&result);
+    match &result {
+        Ok(Ingested::New) => state.metrics.webhook_accepted(),
+        Ok(Ingested::Duplicate) => state.metrics.webhook_duplicate(),
+        Err(e) => state.metrics.webhook_rejected(e.rejection()),
+    }
     let outcome = result?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "status": match outcome { Ingested::New => "accepted", Ingested::Duplicate => "duplicate" },
@@ -211,14 +188,14 @@ async fn accept(
     let header = req.headers().get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     signature::verify_frappe(&state.settings.erpnext.webhook_secrets, header, &body)?;
     let event = parse_event(&body)?;
-    let now = now();
+    let now_ms = crate::model::now_ms();
     let record = InboxRecord {
-        received_ms: now.as_millis() as u64,
+        received_ms: now_ms,
         event,
     };
-    let bytes = serde_json::to_vec(&record).map_err(|e| InboundError::Store(e.into()))?;
+    let bytes = serde_json::to_vec(&record).map_err(InboundError::Encode)?;
     let key = Sha256::digest(&body);
-    let outcome = state.store.ingest(&key, &bytes, now.as_secs())?;
+    let outcome = state.store.ingest(&key, &bytes, now_ms / 1000)?;
     // A duplicate waits too: its first delivery may still be on its way to disk.
     state.store.durable().await?;
     if outcome == Ingested::New {

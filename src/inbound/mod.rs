@@ -7,24 +7,31 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 
+use crate::metrics::Rejection;
 use crate::store::StoreError;
+use crate::telemetry::error_chain;
 
 /// Why an inbound request was refused. Each kind maps to one status and a JSON body
-/// `{"error": kind, "message": ...}`; nothing is stored for any of them.
+/// `{"error": kind, "message": ...}` (the message with its causes); nothing is stored for any
+/// of them.
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
-    #[error("{0}")]
+    #[error(transparent)]
     Signature(#[from] signature::SignatureError),
     #[error("the body is larger than the limit of {limit} bytes (server.max_body_bytes)")]
     TooLarge { limit: usize },
-    #[error("the body is not valid JSON: {0}")]
+    #[error("the body is not valid JSON")]
     Malformed(#[source] serde_json::Error),
     #[error("the body could not be read: {0}")]
     Read(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// The store failed (a full disk, an I/O error): Frappe may send it again.
     #[error("the event could not be stored; it was not accepted, send it again")]
     Store(#[from] StoreError),
+    /// A bug: the parsed event could not be encoded for the inbox. Sending it again will not help.
+    #[error("the event could not be encoded for the inbox (a bug in shoprelay)")]
+    Encode(#[source] serde_json::Error),
 }
 
 impl InboundError {
@@ -35,6 +42,19 @@ impl InboundError {
             Self::Malformed(_) | Self::Read(_) => "malformed_body",
             Self::Unprocessable(_) => "unknown_event",
             Self::Store(_) => "storage_failed",
+            Self::Encode(_) => "internal_error",
+        }
+    }
+
+    /// How the refusal is counted in the metrics.
+    pub(crate) fn rejection(&self) -> Rejection {
+        match self {
+            Self::Signature(_) => Rejection::Signature,
+            Self::TooLarge { .. } => Rejection::TooLarge,
+            Self::Malformed(_) | Self::Read(_) => Rejection::Malformed,
+            Self::Unprocessable(_) => Rejection::UnknownEvent,
+            Self::Store(_) => Rejection::Storage,
+            Self::Encode(_) => Rejection::Internal,
         }
     }
 }
@@ -47,13 +67,14 @@ impl ResponseError for InboundError {
             Self::Malformed(_) | Self::Read(_) => StatusCode::BAD_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         HttpResponse::build(self.status_code()).json(serde_json::json!({
             "error": self.kind(),
-            "message": self.to_string(),
+            "message": error_chain(self),
         }))
     }
 }

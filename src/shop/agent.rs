@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::client::{ShopAnswer, ShopClient, ShopError};
 use super::retry::{classify, next_delay, retry_after, Disposition};
-use crate::admin::Metrics;
 use crate::config::ShopSettings;
-use crate::model::ShipmentOp;
+use crate::metrics::Metrics;
+use crate::model::{now_ms, ShipmentOp};
 use crate::store::{DeadTarget, Store, StoreError};
 
 /// Why a cancellation queued under shop contract 1 is not sent.
@@ -60,8 +60,8 @@ impl Job {
     /// What backoff is kept per: a channel, or a shipment.
     fn key(&self) -> String {
         match self {
-            Job::Levels { channel, .. } => format!("levels\u{1f}{channel}"),
-            Job::Shipment(op) => format!("shipment\u{1f}{}\u{1f}{}", op.order_id, op.shipment_id),
+            Job::Levels { channel, .. } => format!("levels/{channel}"),
+            Job::Shipment(op) => format!("shipment/{}/{}", op.order_id, op.shipment_id),
         }
     }
 
@@ -116,13 +116,6 @@ pub struct PushAgent {
     metrics: Arc<Metrics>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
-
 fn describe(answer: &Result<ShopAnswer, ShopError>) -> String {
     match answer {
         Ok(a) => format!(
@@ -130,7 +123,7 @@ fn describe(answer: &Result<ShopAnswer, ShopError>) -> String {
             a.status,
             a.body.chars().take(200).collect::<String>()
         ),
-        Err(e) => e.to_string(),
+        Err(e) => crate::telemetry::error_chain(e),
     }
 }
 
@@ -216,7 +209,7 @@ impl PushAgent {
                     self.metrics.push_failed();
                     report.retrying += 1;
                     report.next_retry = Some(report.next_retry.map_or(until, |t| t.min(until)));
-                    tracing::warn!(target_key = %key.replace('\u{1f}', "/"), attempt, delay_ms = delay.as_millis() as u64, answer = %describe(&answer), "push failed; will retry");
+                    tracing::warn!(target_key = %key, attempt, delay_ms = delay.as_millis() as u64, answer = %describe(&answer), "push failed; will retry");
                 }
                 Disposition::DeadLetter => {
                     let (status, body) = match &answer {
@@ -229,7 +222,7 @@ impl PushAgent {
                     self.backoffs().remove(&key);
                     self.metrics.dead_lettered();
                     report.dead += 1;
-                    tracing::error!(target_key = %key.replace('\u{1f}', "/"), dead_letter = id, answer = %describe(&answer), "shop refused a push; kept as a dead letter");
+                    tracing::error!(target_key = %key, dead_letter = id, answer = %describe(&answer), "shop refused a push; kept as a dead letter");
                 }
             }
         }

@@ -41,7 +41,7 @@ fn answered(a: &Result<ShopAnswer, ShopError>) -> String {
             a.status,
             a.body.chars().take(160).collect::<String>()
         ),
-        Err(e) => e.to_string(),
+        Err(e) => crate::telemetry::error_chain(e),
     }
 }
 

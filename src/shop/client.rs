@@ -18,7 +18,7 @@ use crate::model::ShipmentOp;
 /// client that could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ShopError {
-    #[error("the shop could not be reached: {0}")]
+    #[error("the shop could not be reached")]
     Transport(#[source] reqwest::Error),
     #[error("cannot set up the shop client")]
     Setup(#[from] ClientSetupError),

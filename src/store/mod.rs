@@ -22,6 +22,9 @@ use commit::GroupCommit;
 
 const SEP: u8 = 0x1f;
 
+/// Written by [`Store::probe`].
+const PROBE_META: &str = "ready-probe";
+
 /// A store operation failed; the cause is kept.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -270,8 +273,9 @@ impl Store {
             .collect()
     }
 
-    /// Removes processed inbox records and marks their items and documents dirty, atomically.
-    pub fn inbox_done(
+    /// Removes processed inbox records and marks the items and documents they named dirty, in
+    /// one transaction.
+    pub fn inbox_into_dirty(
         &self,
         ids: &[u64],
         dirty_items: &[String],
@@ -297,12 +301,12 @@ impl Store {
 
     /// Marks items dirty (reconcile, admin).
     pub fn mark_dirty(&self, items: &[String]) -> Result<(), StoreError> {
-        self.inbox_done(&[], items, &[])
+        self.inbox_into_dirty(&[], items, &[])
     }
 
     /// Marks documents dirty (a Shipment marks its delivery notes).
     pub fn mark_docs_dirty(&self, docs: &[(DocKind, String)]) -> Result<(), StoreError> {
-        self.inbox_done(&[], &[], docs)
+        self.inbox_into_dirty(&[], &[], docs)
     }
 
     /// Up to `limit` dirty documents of `kind` with their stamps.
@@ -402,8 +406,9 @@ impl Store {
             .collect()
     }
 
-    /// When the relay first saw `delivery_note` submitted (set to `now_ms` the first time).
-    pub fn shipped_at(&self, delivery_note: &str, now_ms: u64) -> Result<u64, StoreError> {
+    /// When the relay first saw `delivery_note` submitted: the first call records `now_ms`,
+    /// every later one returns what was recorded.
+    pub fn first_shipped_at(&self, delivery_note: &str, now_ms: u64) -> Result<u64, StoreError> {
         let prev = self.inner.shipped_at.compare_and_swap(
             delivery_note,
             None::<&[u8]>,
@@ -535,15 +540,6 @@ impl Store {
             Ok::<_, ConflictableTransactionError<StoreError>>(n)
         })?;
         Ok(queued)
-    }
-
-    /// The last value queued for (channel, sku), if it was ever queued.
-    pub fn level(&self, channel: &str, sku: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .inner
-            .levels
-            .get(key2(channel, sku))?
-            .map(|v| u64_of(&v)))
     }
 
     /// Channels that have levels waiting in the outbox.
@@ -697,6 +693,14 @@ impl Store {
             dirty_docs: self.inner.dirty_docs.len(),
             shipment_outbox: self.inner.ship_outbox.len(),
         }
+    }
+
+    /// Writes and reads back a probe record: an error means the store cannot take writes.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        let now = crate::model::now_ms().to_be_bytes();
+        self.inner.meta.insert(PROBE_META, &now)?;
+        self.inner.meta.get(PROBE_META)?;
+        Ok(())
     }
 
     /// A metadata value (watermarks, counters).

@@ -160,15 +160,13 @@ pub struct Delivery {
 pub enum RenderError {
     #[error("webhook `{webhook}`: the template uses `doc.{attr}`, which in Frappe's Jinja is the dict method, not the field; write doc[\"{attr}\"]")]
     DictMethod { webhook: String, attr: String },
-    #[error("webhook `{webhook}`: the template does not render: {source}")]
+    #[error("webhook `{webhook}`: the template does not render")]
     Template {
         webhook: String,
         #[source]
         source: minijinja::Error,
     },
-    #[error(
-        "webhook `{webhook}`: the rendered template is not JSON ({source}); rendered: {rendered}"
-    )]
+    #[error("webhook `{webhook}`: the rendered template is not JSON; rendered: {rendered}")]
     NotJson {
         webhook: String,
         rendered: String,
