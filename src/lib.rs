@@ -27,6 +27,7 @@
 //!   shipments in the outbox.
 //! - [`shop`]: the shop client, the retry policy, the push agent (outbox → shop), the contract
 //!   check.
+//! - [`orders`]: shop orders into ERPNext (the model and the worker's seam, being built).
 //! - [`admin`]: health, metrics and the admin API.
 //! - [`startup`]: [`startup::Application`] opens the store, binds the listener, runs the
 //!   worker loops.
