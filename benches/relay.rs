@@ -411,7 +411,7 @@ async fn reconcile_full_pass(n: usize) -> BenchResult<()> {
     }
     let baseline = t.elapsed();
 
-    let relay = shoprelay::startup::Relay::open(&settings)?;
+    let relay = shoprelay::startup::Relay::open(&settings).await?;
     let rss_before = status_kb("VmRSS:");
     let hwm_before = status_kb("VmHWM:");
     let t = Instant::now();
@@ -452,6 +452,8 @@ fn tempfile_dir(name: &str) -> BenchResult<std::path::PathBuf> {
 fn main() -> BenchResult<()> {
     // `cargo bench` passes --bench; `--quick` shortens the runs.
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--ingest`: only the ingest part (before/after comparisons of the hot path).
+    let only_ingest = std::env::args().any(|a| a == "--ingest");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -464,13 +466,18 @@ fn main() -> BenchResult<()> {
                 .unwrap_or(0),
             cpu_model()
         );
-        // First, while the process is small, so that its peak memory is the pass's own.
-        reconcile_full_pass(if quick { 20_000 } else { 100_000 }).await?;
+        if !only_ingest {
+            // First, while the process is small, so that its peak memory is the pass's own.
+            reconcile_full_pass(if quick { 20_000 } else { 100_000 }).await?;
+        }
         ingest(
             if quick { 1 } else { 3 },
             if quick { 10_000 } else { 40_000 },
         )
         .await?;
+        if only_ingest {
+            return Ok(());
+        }
         end_to_end(500, if quick { 2 } else { 10 }).await
     })
 }

@@ -1,5 +1,5 @@
 //! Health, readiness, Prometheus metrics, and the admin API (bearer `admin_token`): status,
-//! dead letters listed, retried and discarded.
+//! the outbox with its retry state, dead letters listed, retried and discarded, the channels.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 
 use crate::channels::ChannelError;
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{OutboxKind, RetryState, StoreError, Target};
 use crate::telemetry::error_chain;
 
 /// Why an admin request was refused.
@@ -48,9 +48,10 @@ impl ResponseError for AdminError {
 /// A store that cannot write answers 503 (try again later); a record it cannot encode or
 /// decode is a bug or damage, 500.
 fn store_status(e: &StoreError) -> StatusCode {
-    match e {
-        StoreError::Codec(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
+    if e.is_transient() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
     }
 }
 
@@ -71,12 +72,18 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), AdminError> {
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// Alive unless the store cannot take a write and a flush (a probe each time): a relay whose
+/// store failed and does not recover in place answers 503 here, so a supervisor restarts it.
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.probe().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "store_failing", "error": error_chain(&e)})),
+    }
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.probe() {
+    match state.store.probe().await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(e) => HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({"status": "unavailable", "error": error_chain(&e)})),
@@ -96,7 +103,8 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let last_push = m.last_push_ms();
     let watermark = state
         .store
-        .meta(crate::erpnext::reconcile::WATERMARK)?
+        .meta(crate::erpnext::reconcile::WATERMARK)
+        .await?
         .map(|v| String::from_utf8_lossy(&v).into_owned());
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "queues": state.store.depths(),
@@ -114,12 +122,74 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     })))
 }
 
+/// At most this many outbox rows are listed.
+const OUTBOX_LISTING: usize = 1000;
+
+/// `GET /admin/outbox`: what is owed to the shop, per target, with its retry state.
+async fn outbox(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    let retries: std::collections::BTreeMap<Target, RetryState> =
+        state.store.retry_states().await?.into_iter().collect();
+    let retry = |t: &Target| {
+        let r = retries.get(t);
+        serde_json::json!({
+            "attempts": r.map_or(0, |r| r.attempts),
+            "next_attempt_ms": r.map(|r| r.next_attempt_ms),
+            "last_error": r.and_then(|r| r.last_error.clone()),
+        })
+    };
+    let mut rows = Vec::new();
+    for channel in state.store.pending_groups(OutboxKind::Levels).await? {
+        let pending = state
+            .store
+            .pending(OutboxKind::Levels, Some(&channel), OUTBOX_LISTING)
+            .await?
+            .len();
+        let mut row = retry(&Target {
+            kind: OutboxKind::Levels,
+            group: channel.clone(),
+            key: None,
+        });
+        row["kind"] = serde_json::json!("levels");
+        row["channel"] = serde_json::json!(channel);
+        row["levels"] = serde_json::json!(pending);
+        rows.push(row);
+    }
+    for p in state
+        .store
+        .pending(OutboxKind::Shipments, None, OUTBOX_LISTING)
+        .await?
+    {
+        let mut row = retry(&Target {
+            kind: OutboxKind::Shipments,
+            group: p.group.clone(),
+            key: Some(p.key.clone()),
+        });
+        row["kind"] = serde_json::json!("shipment");
+        row["order_id"] = serde_json::json!(p.group);
+        row["shipment_id"] = serde_json::json!(p.key);
+        rows.push(row);
+    }
+    let schedule: Vec<f64> = state
+        .settings
+        .shop
+        .retry_schedule
+        .iter()
+        .map(|d| d.as_secs_f64())
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "retry_schedule_secs": schedule,
+        "outbox": rows,
+    })))
+}
+
 async fn dead_letters(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"dead_letters": state.store.dead_letters()?})))
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"dead_letters": state.store.dead_letters().await?})))
 }
 
 async fn retry_dead(
@@ -146,7 +216,7 @@ async fn resolve_dead(
     requeue: bool,
 ) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
-    if !state.store.resolve_dead(id, requeue)? {
+    if !state.store.resolve_dead(id, requeue).await? {
         return Err(AdminError::NotFound(id));
     }
     state.store.durable().await?;
@@ -162,9 +232,9 @@ struct ChannelsBody {
     channels: Vec<crate::config::Channel>,
 }
 
-fn channels_view(state: &AppState) -> Result<serde_json::Value, AdminError> {
+async fn channels_view(state: &AppState) -> Result<serde_json::Value, AdminError> {
     Ok(serde_json::json!({
-        "source": if state.channels.overridden()? { "admin" } else { "file" },
+        "source": if state.channels.overridden().await? { "admin" } else { "file" },
         "channels": state.channels.configured(),
         "resolved": state.channels.current_map().map(|m| m.channels.clone()),
     }))
@@ -175,7 +245,7 @@ async fn get_channels(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
-    Ok(HttpResponse::Ok().json(channels_view(&state)?))
+    Ok(HttpResponse::Ok().json(channels_view(&state).await?))
 }
 
 /// Puts `channels` in force (None: the file's again), persisted; every item is then re-priced
@@ -187,7 +257,7 @@ async fn apply_channels(
     state.channels.save_override(channels).await?;
     let applied = state.channels.refresh().await;
     state.reconcile.request(true);
-    let mut view = channels_view(state)?;
+    let mut view = channels_view(state).await?;
     view["reprice"] = serde_json::json!("a full reconcile pass re-prices every item");
     match applied {
         Ok(_) => Ok(HttpResponse::Ok().json(view)),
@@ -246,6 +316,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/admin/status", web::get().to(status))
+        .route("/admin/outbox", web::get().to(outbox))
         .route("/admin/dead-letters", web::get().to(dead_letters))
         .route("/admin/reconcile", web::post().to(reconcile_now))
         .route("/admin/channels", web::get().to(get_channels))

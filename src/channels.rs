@@ -115,8 +115,12 @@ pub struct Channels {
 impl Channels {
     /// The channels set through the admin API if any were (persisted in the store), else
     /// `file` (the configuration file's). Nothing is resolved yet.
-    pub fn load(store: Store, erp: ErpClient, file: Vec<Channel>) -> Result<Self, StoreError> {
-        let stored = match store.meta(CHANNELS_OVERRIDE_META)? {
+    pub async fn load(
+        store: Store,
+        erp: ErpClient,
+        file: Vec<Channel>,
+    ) -> Result<Self, StoreError> {
+        let stored = match store.meta(CHANNELS_OVERRIDE_META).await? {
             Some(bytes) => match serde_json::from_slice::<Vec<Channel>>(&bytes) {
                 Ok(channels) => {
                     tracing::info!("using the channels set through the admin API (DELETE /admin/channels returns to the file's)");
@@ -147,8 +151,8 @@ impl Channels {
     }
 
     /// True when channels set through the admin API are in force.
-    pub fn overridden(&self) -> Result<bool, StoreError> {
-        Ok(self.store.meta(CHANNELS_OVERRIDE_META)?.is_some())
+    pub async fn overridden(&self) -> Result<bool, StoreError> {
+        Ok(self.store.meta(CHANNELS_OVERRIDE_META).await?.is_some())
     }
 
     /// The channel map in use, if resolved.
@@ -170,11 +174,11 @@ impl Channels {
         let in_force = match channels {
             Some(list) => {
                 let bytes = serde_json::to_vec(&list).map_err(ChannelError::Codec)?;
-                self.store.set_meta(CHANNELS_OVERRIDE_META, &bytes)?;
+                self.store.set_meta(CHANNELS_OVERRIDE_META, &bytes).await?;
                 list
             }
             None => {
-                self.store.remove_meta(CHANNELS_OVERRIDE_META)?;
+                self.store.remove_meta(CHANNELS_OVERRIDE_META).await?;
                 self.file.clone()
             }
         };
@@ -196,10 +200,12 @@ impl Channels {
             .await
         {
             Ok(tree) => {
-                self.store.set_meta(
-                    WAREHOUSE_TREE_META,
-                    &serde_json::to_vec(&tree).map_err(ChannelError::Codec)?,
-                )?;
+                self.store
+                    .set_meta(
+                        WAREHOUSE_TREE_META,
+                        &serde_json::to_vec(&tree).map_err(ChannelError::Codec)?,
+                    )
+                    .await?;
                 tree
             }
             // Waiting will not change a refusal: use the names as configured, and say so.
@@ -207,7 +213,7 @@ impl Channels {
                 tracing::warn!("the API user may not read Warehouse: group warehouses in channels are not expanded");
                 Vec::new()
             }
-            Err(e) => match self.store.meta(WAREHOUSE_TREE_META)? {
+            Err(e) => match self.store.meta(WAREHOUSE_TREE_META).await? {
                 Some(bytes) => {
                     tracing::warn!(error = %crate::telemetry::error_chain(&e), "cannot read the Warehouse tree; using the last one read");
                     serde_json::from_slice(&bytes).map_err(ChannelError::Codec)?

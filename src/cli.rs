@@ -140,7 +140,7 @@ pub async fn reconcile(
     out: &mut impl Write,
     progress: &mut impl Write,
 ) -> Result<ReconcileSummary, CliError> {
-    let relay = Relay::open(settings).map_err(|e| match e {
+    let relay = Relay::open(settings).await.map_err(|e| match e {
         StartupError::Store { .. } => CliError::Open(error_chain(&e)),
         other => CliError::Other(error_chain(&other)),
     })?;

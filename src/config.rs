@@ -119,10 +119,15 @@ pub struct ShopSettings {
     pub webhook_secret: Option<Secret>,
     pub max_batch: usize,
     pub timeout_secs: u64,
-    /// First retry delay; doubles each attempt (with jitter) up to `retry_max_ms`.
-    pub retry_base_ms: u64,
-    pub retry_max_ms: u64,
+    /// The delay before each attempt of a push, the first at once: a push is tried
+    /// `retry_schedule.len()` times, then dead-lettered.
+    pub retry_schedule: Vec<std::time::Duration>,
 }
+
+/// The default retry schedule (seconds), like Svix's: at once, 5 s, 5 min, 30 min, 2 h, 5 h,
+/// 10 h, 10 h; about 27.6 hours from the first attempt to the last.
+pub const DEFAULT_RETRY_SCHEDULE_SECS: [f64; 8] =
+    [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0];
 
 /// The validated settings the relay runs with.
 #[derive(Debug, Clone)]
@@ -200,8 +205,11 @@ struct RawShop {
     webhook_secret: Option<String>,
     max_batch: Option<usize>,
     timeout_secs: Option<u64>,
-    retry_base_ms: Option<u64>,
-    retry_max_ms: Option<u64>,
+    retry_schedule_secs: Option<Vec<f64>>,
+    /// Replaced by `retry_schedule_secs`; named in the error.
+    retry_base_ms: Option<toml::Value>,
+    /// Replaced by `retry_schedule_secs`; named in the error.
+    retry_max_ms: Option<toml::Value>,
 }
 
 /// Secrets (and only secrets) that may come from the environment instead of the file.
@@ -285,6 +293,45 @@ fn url(key: &str, value: Option<String>) -> Result<reqwest::Url, ConfigError> {
         return Err(invalid(key, "must be an http:// or https:// URL"));
     }
     Ok(parsed)
+}
+
+/// `shop.retry_schedule_secs`: the delays before each attempt, the first 0 (at once).
+fn retry_schedule(raw: &RawShop) -> Result<Vec<std::time::Duration>, ConfigError> {
+    const KEY: &str = "shop.retry_schedule_secs";
+    for (old, given) in [
+        ("shop.retry_base_ms", &raw.retry_base_ms),
+        ("shop.retry_max_ms", &raw.retry_max_ms),
+    ] {
+        if given.is_some() {
+            return Err(invalid(
+                old,
+                "is replaced by shop.retry_schedule_secs (the delay before each attempt, e.g. [0, 5, 300, 1800, 7200, 18000, 36000, 36000])",
+            ));
+        }
+    }
+    let secs = raw
+        .retry_schedule_secs
+        .clone()
+        .unwrap_or_else(|| DEFAULT_RETRY_SCHEDULE_SECS.to_vec());
+    if secs.is_empty() || secs.len() > 100 {
+        return Err(invalid(KEY, "must list between 1 and 100 delays"));
+    }
+    if secs[0] != 0.0 {
+        return Err(invalid(
+            KEY,
+            "must start with 0: the first attempt is made at once",
+        ));
+    }
+    secs.iter()
+        .map(|s| {
+            std::time::Duration::try_from_secs_f64(*s).map_err(|_| {
+                invalid(
+                    KEY,
+                    format!("holds {s}; each delay must be a number of seconds >= 0"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn positive<T: PartialOrd + Default + Copy>(key: &str, value: T) -> Result<T, ConfigError> {
@@ -398,6 +445,7 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
             .filter(|f| !f.is_empty()),
     };
 
+    let retry_schedule = retry_schedule(&raw.shop)?;
     let shop = ShopSettings {
         base_url: url("shop.base_url", raw.shop.base_url)?,
         token: required_secret("shop.token", env.shop_token, raw.shop.token)?,
@@ -420,11 +468,7 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
             .map(Secret),
         max_batch: positive("shop.max_batch", raw.shop.max_batch.unwrap_or(100))?,
         timeout_secs: positive("shop.timeout_secs", raw.shop.timeout_secs.unwrap_or(15))?,
-        retry_base_ms: positive("shop.retry_base_ms", raw.shop.retry_base_ms.unwrap_or(500))?,
-        retry_max_ms: positive(
-            "shop.retry_max_ms",
-            raw.shop.retry_max_ms.unwrap_or(300_000),
-        )?,
+        retry_schedule,
     };
 
     validate_channels(&raw.channels)?;

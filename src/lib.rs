@@ -1,7 +1,7 @@
 //! shoprelay keeps a custom web shop in step with ERPNext. ERPNext's Webhook documents signal
 //! that stock changed; the relay verifies and stores each signal durably, reads the truth back
 //! over ERPNext's REST API, computes the sellable level per sales channel and pushes absolute
-//! levels to the shop, with retries and a dead-letter list.
+//! levels to the shop, with retries on a schedule and a dead-letter list.
 //!
 //! # Layout
 //!
@@ -11,8 +11,10 @@
 //! - [`config`]: the TOML file and `SHOPRELAY_*` overrides, validated into [`config::Settings`].
 //! - [`model`]: shared data: Bin rows, levels, signals, inbox records, shipment operations, the
 //!   clock in milliseconds.
-//! - [`store`]: the only module that touches sled (dedup, inbox, dirty items, read-back rows,
-//!   outbox, dead letters, metadata).
+//! - [`store`]: the durable store split by role, each a trait (inbox and dedup, dirty work,
+//!   read-back rows, the generic coalescing outbox with its retry state, dead letters, meta,
+//!   durability and health) used through [`store::Store`]; `store::sled_backend` is the only
+//!   code that touches sled.
 //! - [`http`]: the authorised HTTP client builder shared by the ERPNext and shop clients.
 //! - [`erpnext`]: the REST client, the shipped Webhook documents, setup/check, and reconcile
 //!   (Bins changed since a watermark → dirty items in the store).

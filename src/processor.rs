@@ -109,28 +109,28 @@ impl Processor {
     pub async fn step(&self) -> Result<StepReport, ProcessError> {
         let map = self.channel_map().await?;
         let mut report = StepReport {
-            events: self.drain_inbox(&map)?,
+            events: self.drain_inbox(&map).await?,
             ..StepReport::default()
         };
         let (documents, shipments_queued) = self.refresh_documents().await?;
         report.documents = documents;
         report.shipments_queued = shipments_queued;
-        let dirty = self.store.dirty_batch(self.settings.dirty_batch)?;
+        let dirty = self.store.dirty_batch(self.settings.dirty_batch).await?;
         if dirty.is_empty() {
             return Ok(report);
         }
         let items: Vec<String> = dirty.iter().map(|(i, _)| i.clone()).collect();
         let rows = self.erp.bins(&items, &map.warehouses).await?;
         let (queued, stale) = self.apply(&map, &items, rows).await?;
-        self.store.dirty_clear(&dirty)?;
+        self.store.dirty_clear(&dirty).await?;
         report.items = items.len();
         report.queued = queued;
         report.stale_rows = stale;
         Ok(report)
     }
 
-    fn drain_inbox(&self, map: &ChannelMap) -> Result<usize, ProcessError> {
-        let batch = self.store.inbox_batch(self.inbox_batch)?;
+    async fn drain_inbox(&self, map: &ChannelMap) -> Result<usize, ProcessError> {
+        let batch = self.store.inbox_batch(self.inbox_batch).await?;
         if batch.is_empty() {
             return Ok(0);
         }
@@ -150,8 +150,10 @@ impl Processor {
                     ..
                 }) => {
                     // Its SKU may have changed; re-price it if it is stocked where we look.
-                    self.store.forget_cached_field(FieldCache::ItemSku, &name)?;
-                    if self.store.has_bins(&name)? {
+                    self.store
+                        .forget_cached_field(FieldCache::ItemSku, &name)
+                        .await?;
+                    if self.store.has_bins(&name).await? {
                         items.insert(name);
                     }
                 }
@@ -167,7 +169,9 @@ impl Processor {
                 }) => {
                     if let (true, Some(so)) = (signal.doctype == "Sales Order", &signal.name) {
                         // Its shop order id may have changed (po_no is allow_on_submit).
-                        self.store.forget_cached_field(FieldCache::OrderId, so)?;
+                        self.store
+                            .forget_cached_field(FieldCache::OrderId, so)
+                            .await?;
                     }
                     for (item, wh) in signal.keys {
                         if map.warehouses.binary_search(&wh).is_ok() {
@@ -189,7 +193,7 @@ impl Processor {
         }
         let items: Vec<String> = items.into_iter().collect();
         let docs: Vec<(DocKind, String)> = docs.into_iter().collect();
-        self.store.inbox_into_dirty(&ids, &items, &docs)?;
+        self.store.inbox_into_dirty(&ids, &items, &docs).await?;
         Ok(batch.len())
     }
 
@@ -213,7 +217,7 @@ impl Processor {
         name: &str,
         field: &str,
     ) -> Result<Option<String>, ProcessError> {
-        if let Some(cached) = self.store.cached_field(cache, name)? {
+        if let Some(cached) = self.store.cached_field(cache, name).await? {
             return Ok(cached);
         }
         let doc: Option<serde_json::Value> = self.erp.get_doc(doctype, name).await?;
@@ -224,7 +228,9 @@ impl Processor {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
-        self.store.set_cached_field(cache, name, value.as_deref())?;
+        self.store
+            .set_cached_field(cache, name, value.as_deref())
+            .await?;
         Ok(value)
     }
 
@@ -236,7 +242,8 @@ impl Processor {
         for kind in [DocKind::Shipment, DocKind::DeliveryNote] {
             for (name, stamp) in self
                 .store
-                .dirty_docs_batch(kind, self.settings.dirty_batch)?
+                .dirty_docs_batch(kind, self.settings.dirty_batch)
+                .await?
             {
                 match self.refresh_document(kind, &name).await {
                     Ok(n) => queued += n,
@@ -252,7 +259,7 @@ impl Processor {
                     }
                     Err(e) => return Err(e),
                 }
-                self.store.dirty_doc_clear(kind, &name, stamp)?;
+                self.store.dirty_doc_clear(kind, &name, stamp).await?;
                 documents += 1;
             }
         }
@@ -271,10 +278,10 @@ impl Processor {
                 {
                     let mut notes = Vec::new();
                     for (dn, tracking) in doc.trackings() {
-                        self.store.set_tracking(&dn, &tracking)?;
+                        self.store.set_tracking(&dn, &tracking).await?;
                         notes.push((DocKind::DeliveryNote, dn));
                     }
-                    self.store.mark_docs_dirty(&notes)?;
+                    self.store.mark_docs_dirty(&notes).await?;
                 }
                 Ok(0)
             }
@@ -310,11 +317,11 @@ impl Processor {
         }
         dn.items = items;
         let shipped_at = if dn.docstatus == 1 {
-            self.store.first_shipped_at(&dn.name, now_ms())?
+            self.store.first_shipped_at(&dn.name, now_ms()).await?
         } else {
             now_ms()
         };
-        let trackings = self.store.trackings(&dn.name)?;
+        let trackings = self.store.trackings(&dn.name).await?;
         let p = plan(
             &dn,
             |so| orders.get(so).cloned().flatten(),
@@ -335,7 +342,7 @@ impl Processor {
         if without_sku > 0 {
             self.metrics.items_without_sku(without_sku);
         }
-        Ok(self.store.queue_shipments(&p.ops)?)
+        Ok(self.store.queue_shipments(&p.ops).await?)
     }
 
     /// The shop order id of a Sales Order (its `erpnext.order_id_field`), cached in the store.
@@ -371,7 +378,7 @@ impl Processor {
             .filter(|(i, w)| !present.contains(&(i.as_str(), w.as_str())))
             .map(|(i, w)| (i.clone(), w.clone()))
             .collect();
-        let stale = self.store.apply_bins(&rows, &absent)?;
+        let stale = self.store.apply_bins(&rows, &absent).await?;
         let mut levels = Vec::with_capacity(items.len() * map.channels.len());
         for item in items {
             let Some(sku) = self.sku(item).await? else {
@@ -380,7 +387,7 @@ impl Processor {
             };
             let mut bins: BTreeMap<String, BinRow> = BTreeMap::new();
             for wh in &map.warehouses {
-                if let Some(b) = self.store.bin(item, wh)? {
+                if let Some(b) = self.store.bin(item, wh).await? {
                     bins.insert(wh.clone(), b);
                 }
             }
@@ -392,6 +399,6 @@ impl Processor {
                 });
             }
         }
-        Ok((self.store.queue_levels(&levels)?, stale))
+        Ok((self.store.queue_levels(&levels).await?, stale))
     }
 }

@@ -69,7 +69,7 @@ pub enum PassError {
 impl Relay {
     /// Opens the store and builds the workers (no listener). `serve` and the command-line
     /// tools share it; only one process may open a data directory at a time.
-    pub fn open(settings: &Settings) -> Result<Self, StartupError> {
+    pub async fn open(settings: &Settings) -> Result<Self, StartupError> {
         let store = Store::open(&settings.server.data_dir, settings.server.dedup_window_secs)
             .map_err(|source| StartupError::Store {
                 path: settings.server.data_dir.clone(),
@@ -79,12 +79,12 @@ impl Relay {
         let erp = ErpClient::new(&settings.erpnext)?;
         let shop = ShopClient::new(&settings.shop)?;
         let channels = Arc::new(
-            Channels::load(store.clone(), erp.clone(), settings.channels.clone()).map_err(
-                |source| StartupError::Store {
+            Channels::load(store.clone(), erp.clone(), settings.channels.clone())
+                .await
+                .map_err(|source| StartupError::Store {
                     path: settings.server.data_dir.clone(),
                     source,
-                },
-            )?,
+                })?,
         );
         let processor = Processor::new(
             store.clone(),
@@ -155,7 +155,7 @@ pub struct Application {
 impl Application {
     /// Opens the store and binds `server.listen`. Must run inside a tokio runtime.
     pub async fn build(settings: Settings, workers: Workers) -> Result<Self, StartupError> {
-        let relay = Relay::open(&settings)?;
+        let relay = Relay::open(&settings).await?;
         let settings = Arc::new(settings);
         let state = web::Data::new(AppState {
             settings: settings.clone(),

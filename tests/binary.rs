@@ -278,3 +278,122 @@ async fn a_channel_mapping_set_through_the_admin_api_survives_a_restart() {
     assert_eq!(view["channels"], mapping["channels"], "{view}");
     terminate(relay);
 }
+
+/// `GET` an admin path of the relay on `port`, as JSON.
+async fn admin_get(port: u16, path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth("admin-token")
+        .send()
+        .await
+        .expect("admin GET")
+        .json()
+        .await
+        .expect("admin JSON")
+}
+
+/// The outbox row of the `web` levels, if one is waiting.
+async fn web_outbox(port: u16) -> Option<serde_json::Value> {
+    admin_get(port, "/admin/outbox").await["outbox"]
+        .as_array()
+        .and_then(|rows| {
+            rows.iter()
+                .find(|r| r["kind"] == "levels" && r["channel"] == "web")
+                .cloned()
+        })
+}
+
+fn web_requests(shop: &ShopMock) -> usize {
+    shop.requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/inventory/levels") && r.json()["channel"] == "web")
+        .count()
+}
+
+#[tokio::test]
+async fn the_retry_schedule_survives_a_restart_mid_backoff_and_ends_in_a_dead_letter() {
+    let (erp, shop, dir, config) = setup().await;
+    let log = dir.path().join("relay.log");
+    // Three attempts: at once, 0.3 s later, 3 s after that; then a dead letter.
+    let toml = std::fs::read_to_string(&config).expect("config");
+    let (start, end) = (
+        toml.find("retry_schedule_secs").expect("schedule key"),
+        toml.find("[[channels]]").expect("channels"),
+    );
+    let toml = format!(
+        "{}retry_schedule_secs = [0, 0.3, 3]\n\n{}",
+        &toml[..start],
+        &toml[end..]
+    );
+    std::fs::write(&config, toml).expect("config");
+    shop.set_down(true);
+    let mut relay = spawn(&config, &log);
+    erp.set_relay(&format!("http://127.0.0.1:{}", relay.port));
+    let statuses = erp
+        .deliver_all(&erp.stock_move("RETRY-1", STORES, 5.0).expect("move"))
+        .await
+        .expect("deliver");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // Two attempts failed; the relay waits 3 s for the third. Its state is on disk once
+    // /readyz (a probe that flushes every earlier write) has answered.
+    let port = relay.port;
+    common::wait_until_async("two failed attempts recorded", || async move {
+        web_outbox(port)
+            .await
+            .is_some_and(|row| row["attempts"] == 2)
+    })
+    .await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+    relay.child.kill().expect("SIGKILL");
+    relay.child.wait().expect("wait");
+
+    let mut relay = spawn(&config, &log);
+    let port = relay.port;
+    // The restarted relay resumes the schedule where it was: attempt 3, then a dead letter.
+    let row = web_outbox(port).await;
+    if let Some(row) = &row {
+        assert_eq!(
+            row["attempts"], 2,
+            "the attempts survived the restart: {row}"
+        );
+        assert!(row["next_attempt_ms"].as_u64().is_some(), "{row}");
+        assert!(
+            row["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("503")),
+            "{row}"
+        );
+    }
+    common::wait_until_async("the web levels dead-lettered", || async move {
+        admin_get(port, "/admin/dead-letters").await["dead_letters"]
+            .as_array()
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|d| d["kind"] == "levels" && d["channel"] == "web")
+            })
+    })
+    .await;
+    let letters = admin_get(port, "/admin/dead-letters").await;
+    let letter = letters["dead_letters"]
+        .as_array()
+        .and_then(|l| l.iter().find(|d| d["channel"] == "web"))
+        .cloned()
+        .expect("the letter");
+    assert_eq!(letter["status"], 503);
+    assert_eq!(letter["attempts"], 3);
+    assert_eq!(letter["levels"], serde_json::json!([["RETRY-1", 5]]));
+    assert_eq!(
+        web_requests(&shop),
+        3,
+        "three attempts in all, across the restart, and none after the schedule ended"
+    );
+    assert!(
+        web_outbox(port).await.is_none(),
+        "nothing stale left to send"
+    );
+    relay.child.kill().expect("kill");
+    let _ = relay.child.wait();
+}

@@ -526,7 +526,11 @@ async fn a_cancellation_queued_under_contract_1_is_kept_as_a_dead_letter_not_sen
     let legacy: shoprelay::model::ShipmentOp =
         serde_json::from_str(r#"{"order_id": "SHOP-9", "shipment_id": "DN-OLD", "put": null}"#)
             .expect("a contract 1 operation");
-    h.relay.store.queue_shipments(&[legacy]).expect("queued");
+    h.relay
+        .store
+        .queue_shipments(&[legacy])
+        .await
+        .expect("queued");
     h.wait_dead_letters(1).await;
     let listed = h.dead_letters().await;
     let letter = &listed["dead_letters"][0];

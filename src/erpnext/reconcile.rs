@@ -62,10 +62,11 @@ impl Reconciler {
     }
 
     /// The stored watermark: the newest Bin `modified` a finished pass has read.
-    pub fn watermark(&self) -> Result<Option<Modified>, ReconcileError> {
+    pub async fn watermark(&self) -> Result<Option<Modified>, ReconcileError> {
         Ok(self
             .store
-            .meta(WATERMARK)?
+            .meta(WATERMARK)
+            .await?
             .map(|v| Modified(String::from_utf8_lossy(&v).into_owned())))
     }
 
@@ -80,7 +81,7 @@ impl Reconciler {
         full: bool,
         mut progress: impl FnMut(Progress),
     ) -> Result<PassReport, ReconcileError> {
-        let old = self.watermark()?;
+        let old = self.watermark().await?;
         let from = if full {
             None
         } else {
@@ -118,7 +119,8 @@ impl Reconciler {
             let items: BTreeSet<String> = rows.iter().map(|r| r.item_code.clone()).collect();
             report.items += items.len() as u64;
             self.store
-                .mark_dirty(&items.into_iter().collect::<Vec<_>>())?;
+                .mark_dirty(&items.into_iter().collect::<Vec<_>>())
+                .await?;
             progress(Progress {
                 rows: report.rows,
                 total,
@@ -140,7 +142,7 @@ impl Reconciler {
             }
         }
         if let Some(w) = &newest {
-            self.store.set_meta(WATERMARK, w.0.as_bytes())?;
+            self.store.set_meta(WATERMARK, w.0.as_bytes()).await?;
         }
         self.store.durable().await?;
         report.watermark = newest;

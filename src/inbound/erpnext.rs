@@ -195,7 +195,7 @@ async fn accept(
     };
     let bytes = serde_json::to_vec(&record).map_err(InboundError::Encode)?;
     let key = Sha256::digest(&body);
-    let outcome = state.store.ingest(&key, &bytes, now_ms / 1000)?;
+    let outcome = state.store.ingest(&key, &bytes, now_ms / 1000).await?;
     // A duplicate waits too: its first delivery may still be on its way to disk.
     state.store.durable().await?;
     if outcome == Ingested::New {

@@ -1,29 +1,24 @@
 //! The push agent: drains the outbox into the shop. Levels go as `POST /inventory/levels`, one
 //! request in flight per channel; shipments as `PUT /orders/{id}/shipments/{id}`, one
 //! in flight per shipment; so the last request the shop receives for a thing holds its current
-//! state. Retries with backoff and Retry-After; refused requests become dead letters.
+//! state. A failed request is retried on the retry schedule (`shop.retry_schedule_secs`, its
+//! state persisted with the outbox entry, Retry-After honoured); when the schedule is exhausted,
+//! or the shop refuses the request for good, it becomes a dead letter.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::client::{ShopAnswer, ShopClient, ShopError};
-use super::retry::{classify, next_delay, retry_after, Disposition};
+use super::retry::{classify, retry_after, Disposition, RetrySchedule};
 use crate::config::ShopSettings;
 use crate::metrics::Metrics;
 use crate::model::{now_ms, ShipmentOp};
-use crate::store::{DeadTarget, Store, StoreError};
+use crate::store::{DeadTarget, OutboxKind, RetryState, Store, StoreError, Target};
 
 /// Why a cancellation queued under shop contract 1 is not sent.
 const LEGACY_CANCEL: &str = "a cancellation queued under shop contract 1 (a bodyless DELETE) \
 cannot be sent as a contract 2 PUT: its shipment body is unknown; make sure the shop shows this \
 delivery note cancelled, then discard this letter";
-
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    attempt: u32,
-    until: Instant,
-}
 
 /// What one step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +29,7 @@ pub struct PushReport {
     pub levels: usize,
     /// Requests that failed and will be retried.
     pub retrying: usize,
-    /// Requests dead-lettered.
+    /// Requests dead-lettered (refused, or out of retries).
     pub dead: usize,
     /// The earliest time a target in backoff may be tried again.
     pub next_retry: Option<Instant>,
@@ -44,6 +39,10 @@ impl PushReport {
     /// True when nothing was sent.
     pub fn is_idle(&self) -> bool {
         self.accepted == 0 && self.retrying == 0 && self.dead == 0
+    }
+
+    fn retry_at(&mut self, at: Instant) {
+        self.next_retry = Some(self.next_retry.map_or(at, |t| t.min(at)));
     }
 }
 
@@ -57,8 +56,23 @@ enum Job {
 }
 
 impl Job {
-    /// What backoff is kept per: a channel, or a shipment.
-    fn key(&self) -> String {
+    /// What retry state is kept per: a channel, or a shipment.
+    fn target(&self) -> Target {
+        match self {
+            Job::Levels { channel, .. } => Target {
+                kind: OutboxKind::Levels,
+                group: channel.clone(),
+                key: None,
+            },
+            Job::Shipment(op) => Target {
+                kind: OutboxKind::Shipments,
+                group: op.order_id.clone(),
+                key: Some(op.shipment_id.clone()),
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
         match self {
             Job::Levels { channel, .. } => format!("levels/{channel}"),
             Job::Shipment(op) => format!("shipment/{}/{}", op.order_id, op.shipment_id),
@@ -72,8 +86,8 @@ impl Job {
         }
     }
 
-    /// As the shop contract says, plus: cancelling a shipment the shop does not know (404) is
-    /// done.
+    /// As the shop contract says (shop_adapter_spec/), plus: cancelling a shipment the shop
+    /// does not know (404) is done.
     fn disposition(&self, answer: &Result<ShopAnswer, ShopError>) -> Disposition {
         match (self, answer) {
             (_, Err(_)) => Disposition::Retry,
@@ -82,15 +96,15 @@ impl Job {
         }
     }
 
-    fn acked(&self, store: &Store, metrics: &Metrics) -> Result<usize, StoreError> {
+    async fn acked(&self, store: &Store, metrics: &Metrics) -> Result<usize, StoreError> {
         match self {
             Job::Levels { channel, levels } => {
-                store.outbox_acked(channel, levels)?;
+                store.outbox_acked(channel, levels).await?;
                 metrics.pushed(levels.len());
                 Ok(levels.len())
             }
             Job::Shipment(op) => {
-                store.shipment_acked(op)?;
+                store.shipment_acked(op).await?;
                 metrics.shipment_pushed();
                 Ok(0)
             }
@@ -110,9 +124,7 @@ pub struct PushAgent {
     store: Store,
     client: ShopClient,
     max_batch: usize,
-    base: Duration,
-    max: Duration,
-    backoff: Mutex<HashMap<String, Backoff>>,
+    schedule: RetrySchedule,
     metrics: Arc<Metrics>,
 }
 
@@ -138,94 +150,121 @@ impl PushAgent {
             store,
             client,
             max_batch: settings.max_batch,
-            base: Duration::from_millis(settings.retry_base_ms),
-            max: Duration::from_millis(settings.retry_max_ms),
-            backoff: Mutex::new(HashMap::new()),
+            schedule: RetrySchedule::new(settings.retry_schedule.clone()),
             metrics,
         }
     }
 
-    fn backoffs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Backoff>> {
-        self.backoff.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// What is owed now: one levels batch per channel, then waiting shipment operations.
-    fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+    async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
         let mut jobs = Vec::new();
-        for channel in self.store.outbox_channels()? {
-            let levels = self.store.outbox_batch(&channel, self.max_batch)?;
+        for channel in self.store.outbox_channels().await? {
+            let levels = self.store.outbox_batch(&channel, self.max_batch).await?;
             if !levels.is_empty() {
                 jobs.push(Job::Levels { channel, levels });
             }
         }
         jobs.extend(
             self.store
-                .shipment_batch(self.max_batch)?
+                .shipment_batch(self.max_batch)
+                .await?
                 .into_iter()
                 .map(Job::Shipment),
         );
         Ok(jobs)
     }
 
-    /// Sends each owed request whose target is not backing off, once.
+    /// Sends each owed request whose target is not waiting for its next attempt, once.
     pub async fn step(&self) -> Result<PushReport, StoreError> {
         let mut report = PushReport::default();
-        for job in self.jobs()? {
-            let key = job.key();
-            let backoff = self.backoffs().get(&key).copied();
-            if let Some(b) = backoff.filter(|b| b.until > Instant::now()) {
-                report.next_retry = Some(report.next_retry.map_or(b.until, |t| t.min(b.until)));
+        for job in self.jobs().await? {
+            let target = job.target();
+            let state = self.store.retry_state(&target).await?;
+            let now = now_ms();
+            if let Some(s) = state.as_ref().filter(|s| s.next_attempt_ms > now) {
+                report.retry_at(Instant::now() + Duration::from_millis(s.next_attempt_ms - now));
                 continue;
             }
             if let Job::Shipment(op) = &job {
                 if op.body.is_null() {
-                    let id =
-                        self.store
-                            .dead_letter(job.into_dead(), None, LEGACY_CANCEL, now_ms())?;
+                    let what = job.describe();
+                    let id = self
+                        .store
+                        .dead_letter(job.into_dead(), None, LEGACY_CANCEL, now_ms(), 0)
+                        .await?;
+                    self.store.durable().await?;
                     self.metrics.dead_lettered();
                     report.dead += 1;
-                    tracing::error!(target_key = %key.replace('\u{1f}', "/"), dead_letter = id, "{LEGACY_CANCEL}");
+                    tracing::error!(target_key = %what, dead_letter = id, "{LEGACY_CANCEL}");
                     continue;
                 }
             }
             let answer = job.send(&self.client).await;
+            let attempts = state.as_ref().map_or(0, |s| s.attempts) + 1;
             match job.disposition(&answer) {
                 Disposition::Done => {
-                    report.levels += job.acked(&self.store, &self.metrics)?;
-                    self.backoffs().remove(&key);
+                    report.levels += job.acked(&self.store, &self.metrics).await?;
+                    if state.is_some() {
+                        self.store.set_retry_state(&target, None).await?;
+                    }
                     report.accepted += 1;
                 }
                 Disposition::Retry => {
-                    let attempt = backoff.map_or(1, |b| b.attempt + 1);
                     let ra = answer
                         .as_ref()
                         .ok()
                         .and_then(|a| a.retry_after.as_deref())
                         .and_then(|v| retry_after(v, SystemTime::now()));
-                    let delay = next_delay(attempt, self.base, self.max, fastrand::f64(), ra);
-                    let until = Instant::now() + delay;
-                    self.backoffs()
-                        .insert(key.clone(), Backoff { attempt, until });
-                    self.metrics.push_failed();
-                    report.retrying += 1;
-                    report.next_retry = Some(report.next_retry.map_or(until, |t| t.min(until)));
-                    tracing::warn!(target_key = %key, attempt, delay_ms = delay.as_millis() as u64, answer = %describe(&answer), "push failed; will retry");
+                    match self.schedule.next_delay(attempts, ra) {
+                        Some(delay) => {
+                            let next = RetryState {
+                                attempts,
+                                next_attempt_ms: now_ms() + delay.as_millis() as u64,
+                                last_error: Some(describe(&answer)),
+                            };
+                            self.store.set_retry_state(&target, Some(&next)).await?;
+                            // Durable before going on: a restart resumes the schedule here.
+                            self.store.durable().await?;
+                            self.metrics.push_failed();
+                            report.retrying += 1;
+                            report.retry_at(Instant::now() + delay);
+                            tracing::warn!(target_key = %job.describe(), attempt = attempts, delay_ms = delay.as_millis() as u64, answer = %describe(&answer), "push failed; will retry");
+                        }
+                        None => {
+                            let what = job.describe();
+                            let id = self.dead_letter(job, &answer, attempts).await?;
+                            report.dead += 1;
+                            tracing::error!(target_key = %what, attempts, dead_letter = id, answer = %describe(&answer), "push failed on every attempt of the retry schedule; kept as a dead letter");
+                        }
+                    }
                 }
                 Disposition::DeadLetter => {
-                    let (status, body) = match &answer {
-                        Ok(a) => (Some(a.status), a.body.as_str()),
-                        Err(_) => (None, ""),
-                    };
-                    let id = self
-                        .store
-                        .dead_letter(job.into_dead(), status, body, now_ms())?;
-                    self.backoffs().remove(&key);
-                    self.metrics.dead_lettered();
+                    let what = job.describe();
+                    let id = self.dead_letter(job, &answer, attempts).await?;
                     report.dead += 1;
-                    tracing::error!(target_key = %key, dead_letter = id, answer = %describe(&answer), "shop refused a push; kept as a dead letter");
+                    tracing::error!(target_key = %what, dead_letter = id, answer = %describe(&answer), "shop refused a push; kept as a dead letter");
                 }
             }
         }
         Ok(report)
+    }
+
+    async fn dead_letter(
+        &self,
+        job: Job,
+        answer: &Result<ShopAnswer, ShopError>,
+        attempts: u32,
+    ) -> Result<u64, StoreError> {
+        let (status, body) = match answer {
+            Ok(a) => (Some(a.status), a.body.clone()),
+            Err(e) => (None, crate::telemetry::error_chain(e)),
+        };
+        let id = self
+            .store
+            .dead_letter(job.into_dead(), status, &body, now_ms(), attempts)
+            .await?;
+        self.store.durable().await?;
+        self.metrics.dead_lettered();
+        Ok(id)
     }
 }

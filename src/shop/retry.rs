@@ -1,4 +1,5 @@
-//! Pure retry policy: which answers are retried, exponential backoff with jitter, Retry-After.
+//! Pure retry policy: which answers are retried, the retry schedule and Retry-After, and the
+//! exponential backoff with jitter the relay's own loops use.
 
 use std::time::{Duration, SystemTime};
 
@@ -43,18 +44,34 @@ pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// The delay before the next try: the shop's `Retry-After` when it gave one (never less than
-/// our own backoff's lower bound, never more than `max`), else the backoff.
-pub fn next_delay(
-    attempt: u32,
-    base: Duration,
-    max: Duration,
-    jitter: f64,
-    retry_after: Option<Duration>,
-) -> Duration {
-    match retry_after {
-        Some(ra) => ra.min(max).max(base / 2),
-        None => backoff(attempt, base, max, jitter),
+/// When a failed push is tried again: the delay before each attempt, the first at once
+/// (`shop.retry_schedule_secs`). Pure; the attempts made are kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule {
+    steps: Vec<Duration>,
+}
+
+impl RetrySchedule {
+    /// A schedule of delays before each attempt; an empty list means one attempt.
+    pub fn new(steps: Vec<Duration>) -> Self {
+        Self { steps }
+    }
+
+    /// How many attempts a push gets before it becomes a dead letter.
+    pub fn attempts(&self) -> usize {
+        self.steps.len().max(1)
+    }
+
+    /// The delay before the next attempt after `attempts` failed ones, or None when the
+    /// schedule is exhausted. The shop's `Retry-After` is honoured: never sooner than the
+    /// schedule's step, never later than its longest delay.
+    pub fn next_delay(&self, attempts: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        let step = *self.steps.get(attempts as usize)?;
+        let longest = self.steps.iter().copied().max().unwrap_or(step);
+        Some(match retry_after {
+            Some(ra) => ra.max(step).min(longest.max(step)),
+            None => step,
+        })
     }
 }
 
@@ -100,15 +117,46 @@ mod tests {
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(retry_after("soon", now), None);
-        let base = Duration::from_millis(100);
-        let max = Duration::from_secs(60);
+        let schedule = RetrySchedule::new(vec![
+            Duration::ZERO,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        ]);
         assert_eq!(
-            next_delay(1, base, max, 0.5, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
+            schedule.next_delay(1, Some(Duration::from_secs(2))),
+            Some(Duration::from_secs(2))
         );
         assert_eq!(
-            next_delay(1, base, max, 0.5, Some(Duration::from_secs(3600))),
-            max
+            schedule.next_delay(1, Some(Duration::from_secs(3600))),
+            Some(Duration::from_secs(60))
+        );
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_gives_each_delay_then_ends() {
+        let s = RetrySchedule::new(
+            [0, 5, 300]
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+        );
+        assert_eq!(s.attempts(), 3);
+        assert_eq!(s.next_delay(1, None), Some(Duration::from_secs(5)));
+        assert_eq!(s.next_delay(2, None), Some(Duration::from_secs(300)));
+        assert_eq!(
+            s.next_delay(3, None),
+            None,
+            "three attempts, then a dead letter"
+        );
+        assert_eq!(
+            s.next_delay(1, Some(Duration::from_secs(1))),
+            Some(Duration::from_secs(5)),
+            "Retry-After never makes it sooner"
         );
     }
 }

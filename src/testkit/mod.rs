@@ -53,8 +53,7 @@ page_size = 20
 base_url = "{shop_url}"
 token = "{token}"
 max_batch = 100
-retry_base_ms = 20
-retry_max_ms = 2000
+retry_schedule_secs = [0, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]
 
 [[channels]]
 name = "web"

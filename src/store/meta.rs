@@ -1,0 +1,37 @@
+//! Metadata: small named values (the reconcile watermark, the Warehouse tree, the channel
+//! override, the dedup generations).
+
+use super::sled_backend::SledStore;
+use super::{ready, StoreFuture};
+
+/// Named values.
+pub trait Meta: Send + Sync {
+    /// A value, if set.
+    fn meta<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+    /// Sets a value.
+    fn set_meta<'a>(&'a self, name: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()>;
+    /// Removes a value.
+    fn remove_meta<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
+}
+
+impl Meta for SledStore {
+    fn meta<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        ready((|| Ok(self.meta.get(name)?.map(|v| v.to_vec())))())
+    }
+
+    fn set_meta<'a>(&'a self, name: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
+        ready((|| {
+            self.writable()?;
+            self.meta.insert(name, value)?;
+            Ok(())
+        })())
+    }
+
+    fn remove_meta<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()> {
+        ready((|| {
+            self.writable()?;
+            self.meta.remove(name)?;
+            Ok(())
+        })())
+    }
+}

@@ -1,0 +1,341 @@
+//! The outbox: one generic coalescing queue per kind (levels, shipments; next, orders). Each
+//! entry is a value owed to the shop under (group, key); queuing a value equal to the last one
+//! queued does nothing, a newer value replaces one still waiting, and an acknowledgement removes
+//! an entry only if it still holds the value that was sent. Each target (a levels channel, a
+//! shipment) carries its retry state (attempts, next attempt), persisted beside its entries.
+
+use ::sled::transaction::{ConflictableTransactionError, Transactional};
+use serde::{Deserialize, Serialize};
+
+use super::sled_backend::{key2, prefix, split2, u64_of, Counters, SledStore, SEP};
+use super::{ready, Store, StoreError, StoreFuture};
+use crate::model::{Level, ShipmentOp};
+
+/// What an outbox holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxKind {
+    /// Stock levels: group = channel, key = SKU, value = the level (8 bytes, big-endian).
+    Levels,
+    /// Shipments: group = shop order id, key = shipment id, value = the operation (JSON).
+    Shipments,
+}
+
+impl OutboxKind {
+    /// Every kind.
+    pub const ALL: [OutboxKind; 2] = [OutboxKind::Levels, OutboxKind::Shipments];
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            OutboxKind::Levels => 0,
+            OutboxKind::Shipments => 1,
+        }
+    }
+
+    /// The kind's name in keys and in the admin API.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutboxKind::Levels => "levels",
+            OutboxKind::Shipments => "shipments",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A value to queue under (group, key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub group: String,
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
+/// An entry waiting in an outbox.
+pub type Pending = Queued;
+
+/// What one request goes to, and what retry state is kept per: a whole group (a levels channel:
+/// one request per channel) or one entry (`key`: a shipment).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    pub kind: OutboxKind,
+    pub group: String,
+    pub key: Option<String>,
+}
+
+/// How a target's retries stand: persisted, so a restart resumes the schedule where it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryState {
+    /// Attempts made so far (all failed).
+    pub attempts: u32,
+    /// Not before this time (ms since the epoch).
+    pub next_attempt_ms: u64,
+    /// What the last attempt got.
+    pub last_error: Option<String>,
+}
+
+/// The coalescing outboxes and their retry state.
+pub trait Outbox: Send + Sync {
+    /// Queues the entries that differ from the last value queued under their (group, key),
+    /// replacing any value still waiting there. Returns how many were queued.
+    fn queue<'a>(&'a self, kind: OutboxKind, entries: &'a [Queued]) -> StoreFuture<'a, usize>;
+    /// The groups with entries waiting, in order.
+    fn pending_groups(&self, kind: OutboxKind) -> StoreFuture<'_, Vec<String>>;
+    /// Up to `limit` entries waiting, of `group` (None: of any group), in order.
+    fn pending<'a>(
+        &'a self,
+        kind: OutboxKind,
+        group: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Pending>>;
+    /// The shop has these: remove each unless a newer value replaced it meanwhile.
+    fn acked<'a>(&'a self, kind: OutboxKind, sent: &'a [Pending]) -> StoreFuture<'a, ()>;
+    /// A target's retry state, if it has failed since its last success.
+    fn retry_state<'a>(&'a self, target: &'a Target) -> StoreFuture<'a, Option<RetryState>>;
+    /// Sets (None: clears) a target's retry state.
+    fn set_retry_state<'a>(
+        &'a self,
+        target: &'a Target,
+        state: Option<&'a RetryState>,
+    ) -> StoreFuture<'a, ()>;
+    /// Every target with a retry state.
+    fn retry_states(&self) -> StoreFuture<'_, Vec<(Target, RetryState)>>;
+}
+
+pub(super) fn retry_key(t: &Target) -> Vec<u8> {
+    let mut k = key2(t.kind.name(), &t.group);
+    k.push(SEP);
+    k.extend_from_slice(t.key.as_deref().unwrap_or_default().as_bytes());
+    k
+}
+
+fn target_of(k: &[u8]) -> Option<Target> {
+    let (kind, rest) = split2(k)?;
+    let (group, key) = split2(rest.as_bytes())?;
+    Some(Target {
+        kind: OutboxKind::from_name(&kind)?,
+        group,
+        key: Some(key).filter(|k| !k.is_empty()),
+    })
+}
+
+fn pending_of(k: &[u8], v: &[u8]) -> Pending {
+    let (group, key) = split2(k).unwrap_or_default();
+    Pending {
+        group,
+        key,
+        value: v.to_vec(),
+    }
+}
+
+impl SledStore {
+    fn queue_now(&self, kind: OutboxKind, entries: &[Queued]) -> Result<usize, StoreError> {
+        self.writable()?;
+        let trees = self.outbox(kind);
+        let (queued, added) = (&trees.queued, &trees.pending).transaction(|(q, out)| {
+            let (mut n, mut added) = (0usize, 0i64);
+            for e in entries {
+                let key = key2(&e.group, &e.key);
+                if q.get(&key)?.as_deref() == Some(&e.value[..]) {
+                    continue;
+                }
+                q.insert(key.clone(), e.value.clone())?;
+                added += i64::from(out.insert(key, e.value.clone())?.is_none());
+                n += 1;
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>((n, added))
+        })?;
+        Counters::add(self.outbox_counter(kind), added);
+        Ok(queued)
+    }
+
+    fn pending_groups_now(&self, kind: OutboxKind) -> Result<Vec<String>, StoreError> {
+        let tree = &self.outbox(kind).pending;
+        let mut out: Vec<String> = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let next = tree.range(from.clone()..).next().transpose()?;
+            let Some((k, _)) = next else { break };
+            let Some((group, _)) = split2(&k) else { break };
+            from = prefix(&group);
+            from.push(0xff);
+            out.push(group);
+        }
+        Ok(out)
+    }
+
+    fn acked_now(&self, kind: OutboxKind, sent: &[Pending]) -> Result<(), StoreError> {
+        self.writable()?;
+        let tree = &self.outbox(kind).pending;
+        for p in sent {
+            let swapped =
+                tree.compare_and_swap(key2(&p.group, &p.key), Some(&p.value[..]), None::<&[u8]>)?;
+            Counters::add(self.outbox_counter(kind), -i64::from(swapped.is_ok()));
+        }
+        Ok(())
+    }
+}
+
+impl Outbox for SledStore {
+    fn queue<'a>(&'a self, kind: OutboxKind, entries: &'a [Queued]) -> StoreFuture<'a, usize> {
+        ready(self.queue_now(kind, entries))
+    }
+
+    fn pending_groups(&self, kind: OutboxKind) -> StoreFuture<'_, Vec<String>> {
+        ready(self.pending_groups_now(kind))
+    }
+
+    fn pending<'a>(
+        &'a self,
+        kind: OutboxKind,
+        group: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<Pending>> {
+        let tree = &self.outbox(kind).pending;
+        let from = group.map(prefix).unwrap_or_default();
+        ready(
+            tree.scan_prefix(from)
+                .take(limit)
+                .map(|r| {
+                    let (k, v) = r?;
+                    Ok(pending_of(&k, &v))
+                })
+                .collect(),
+        )
+    }
+
+    fn acked<'a>(&'a self, kind: OutboxKind, sent: &'a [Pending]) -> StoreFuture<'a, ()> {
+        ready(self.acked_now(kind, sent))
+    }
+
+    fn retry_state<'a>(&'a self, target: &'a Target) -> StoreFuture<'a, Option<RetryState>> {
+        ready((|| match self.retry.get(retry_key(target))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        })())
+    }
+
+    fn set_retry_state<'a>(
+        &'a self,
+        target: &'a Target,
+        state: Option<&'a RetryState>,
+    ) -> StoreFuture<'a, ()> {
+        ready((|| {
+            self.writable()?;
+            match state {
+                Some(s) => {
+                    self.retry
+                        .insert(retry_key(target), serde_json::to_vec(s)?)?;
+                }
+                None => {
+                    self.retry.remove(retry_key(target))?;
+                }
+            }
+            Ok(())
+        })())
+    }
+
+    fn retry_states(&self) -> StoreFuture<'_, Vec<(Target, RetryState)>> {
+        ready(
+            self.retry
+                .iter()
+                .filter_map(|r| match r {
+                    Ok((k, v)) => target_of(&k).map(|t| {
+                        serde_json::from_slice(&v)
+                            .map(|s| (t, s))
+                            .map_err(StoreError::from)
+                    }),
+                    Err(e) => Some(Err(e.into())),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Levels and shipments as typed entries of the generic outbox.
+impl Store {
+    /// Records computed levels; those that differ from the last value queued for the shop (or
+    /// were never queued) go into the outbox. Returns how many were queued.
+    pub async fn queue_levels(&self, levels: &[Level]) -> Result<usize, StoreError> {
+        let entries: Vec<Queued> = levels
+            .iter()
+            .map(|l| Queued {
+                group: l.channel.clone(),
+                key: l.sku.clone(),
+                value: l.available.to_be_bytes().to_vec(),
+            })
+            .collect();
+        self.queue(OutboxKind::Levels, &entries).await
+    }
+
+    /// Channels that have levels waiting.
+    pub async fn outbox_channels(&self) -> Result<Vec<String>, StoreError> {
+        self.pending_groups(OutboxKind::Levels).await
+    }
+
+    /// Up to `limit` levels waiting for `channel`.
+    pub async fn outbox_batch(
+        &self,
+        channel: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(self
+            .pending(OutboxKind::Levels, Some(channel), limit)
+            .await?
+            .into_iter()
+            .map(|p| (p.key, u64_of(&p.value)))
+            .collect())
+    }
+
+    /// The shop accepted these levels of `channel`.
+    pub async fn outbox_acked(
+        &self,
+        channel: &str,
+        sent: &[(String, u64)],
+    ) -> Result<(), StoreError> {
+        let sent: Vec<Pending> = sent
+            .iter()
+            .map(|(sku, v)| Pending {
+                group: channel.to_owned(),
+                key: sku.clone(),
+                value: v.to_be_bytes().to_vec(),
+            })
+            .collect();
+        self.acked(OutboxKind::Levels, &sent).await
+    }
+
+    /// Queues shipment operations that differ from the last one queued for their shipment.
+    pub async fn queue_shipments(&self, ops: &[ShipmentOp]) -> Result<usize, StoreError> {
+        let entries = ops
+            .iter()
+            .map(shipment_entry)
+            .collect::<Result<Vec<Queued>, StoreError>>()?;
+        self.queue(OutboxKind::Shipments, &entries).await
+    }
+
+    /// Up to `limit` shipment operations waiting to be sent.
+    pub async fn shipment_batch(&self, limit: usize) -> Result<Vec<ShipmentOp>, StoreError> {
+        self.pending(OutboxKind::Shipments, None, limit)
+            .await?
+            .iter()
+            .map(|p| Ok(serde_json::from_slice(&p.value)?))
+            .collect()
+    }
+
+    /// The shop has `op`: take it out unless a newer operation replaced it meanwhile.
+    pub async fn shipment_acked(&self, op: &ShipmentOp) -> Result<(), StoreError> {
+        self.acked(OutboxKind::Shipments, &[shipment_entry(op)?])
+            .await
+    }
+}
+
+/// A shipment operation as an outbox entry.
+pub(super) fn shipment_entry(op: &ShipmentOp) -> Result<Queued, StoreError> {
+    Ok(Queued {
+        group: op.order_id.clone(),
+        key: op.shipment_id.clone(),
+        value: serde_json::to_vec(op)?,
+    })
+}
