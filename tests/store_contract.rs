@@ -46,6 +46,23 @@ async fn reopen(open: Open, path: &Path) -> Store {
     }
 }
 
+/// The retry target of the `web` channel's levels.
+fn web_levels() -> Target {
+    Target {
+        kind: OutboxKind::Levels,
+        group: "web".into(),
+        key: None,
+    }
+}
+
+/// A retry state after `n` failed attempts.
+fn attempts(n: u32) -> RetryState {
+    RetryState {
+        attempts: n,
+        ..RetryState::default()
+    }
+}
+
 fn level(channel: &str, sku: &str, available: u64) -> Level {
     Level {
         channel: channel.into(),
@@ -363,11 +380,7 @@ async fn the_outbox_coalesces_and_keeps_newer_values_on_ack() {
 #[tokio::test]
 async fn retry_state_is_kept_per_target_and_survives_reopening() {
     each_backend(60, |store, open, path| async move {
-        let web = Target {
-            kind: OutboxKind::Levels,
-            group: "web".into(),
-            key: None,
-        };
+        let web = web_levels();
         let ship = Target {
             kind: OutboxKind::Shipments,
             group: "SHOP-1".into(),
@@ -384,13 +397,7 @@ async fn retry_state_is_kept_per_target_and_survives_reopening() {
             .await
             .expect("set");
         store
-            .set_retry_state(
-                &ship,
-                Some(&RetryState {
-                    attempts: 1,
-                    ..RetryState::default()
-                }),
-            )
+            .set_retry_state(&ship, Some(&attempts(1)))
             .await
             .expect("set");
         store.durable().await.expect("flush");
@@ -417,19 +424,9 @@ async fn dead_letters_take_entries_out_and_can_be_requeued_with_the_current_valu
             .await
             .expect("q");
         let sent = store.outbox_batch("web", 10).await.expect("batch");
-        let web = Target {
-            kind: OutboxKind::Levels,
-            group: "web".into(),
-            key: None,
-        };
+        let web = web_levels();
         store
-            .set_retry_state(
-                &web,
-                Some(&RetryState {
-                    attempts: 3,
-                    ..RetryState::default()
-                }),
-            )
+            .set_retry_state(&web, Some(&attempts(3)))
             .await
             .expect("retry state");
         let id = store
