@@ -1,5 +1,12 @@
 //! Health, readiness, Prometheus metrics, and the admin API (bearer `admin_token`): status,
-//! the outbox with its retry state, dead letters listed, retried and discarded, the channels.
+//! the outbox with its retry state, dead letters listed, retried and discarded, the channels,
+//! a SKU looked up. The admin web pages (`/admin/` and `/admin/ui/...`, signed in with a session
+//! cookie) are in [`page`].
+
+pub mod health;
+mod lookup;
+mod page;
+mod session;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -91,13 +98,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.prometheus(state.store.depths()))
+    match state.metrics.prometheus(&state.store.depths()) {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(e) => HttpResponse::InternalServerError()
+            .json(serde_json::json!({"error": format!("the metrics could not be encoded: {e}")})),
+    }
 }
 
 async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
+    let health = health::snapshot(&state).await?;
     let m = &state.metrics;
     let last_event = m.last_event_ms();
     let last_push = m.last_push_ms();
@@ -119,6 +131,14 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         "channels": state.channels.configured(),
         "channels_resolved": state.channels.current_map().map(|m| m.channels.clone()),
         "reconcile_watermark": watermark,
+        "healthy": health.ok(),
+        "erpnext": health.erpnext,
+        "shop": health.shop,
+        "queue_ages": health.queues,
+        "dead_letters": health.dead_letters,
+        "reconcile": health.reconcile,
+        // Orders from the shop are not received by this version.
+        "orders": serde_json::Value::Null,
     })))
 }
 
@@ -208,6 +228,44 @@ async fn discard_dead(
     resolve_dead(req, path.into_inner(), state, false).await
 }
 
+/// Retries (re-queues) or discards one dead letter, or all of them (`id` None). Returns the
+/// ids it resolved; an unknown id is an error.
+async fn settle_dead(
+    state: &AppState,
+    id: Option<u64>,
+    requeue: bool,
+) -> Result<Vec<u64>, AdminError> {
+    let ids = match id {
+        Some(id) => vec![id],
+        None => state
+            .store
+            .dead_letters()
+            .await?
+            .iter()
+            .map(|d| d.id)
+            .collect(),
+    };
+    let mut done = Vec::new();
+    for one in ids {
+        if state.store.resolve_dead(one, requeue).await? {
+            done.push(one);
+        } else if id.is_some() {
+            return Err(AdminError::NotFound(one));
+        }
+        // Resolving all: a letter someone else resolved meanwhile is simply gone.
+    }
+    state.store.durable().await?;
+    if requeue && !done.is_empty() {
+        state.wake_pusher.notify_one();
+    }
+    tracing::info!(
+        count = done.len(),
+        action = if requeue { "retry" } else { "discard" },
+        "dead letters resolved by an admin"
+    );
+    Ok(done)
+}
+
 /// Retries (re-queues) or discards one dead letter.
 async fn resolve_dead(
     req: HttpRequest,
@@ -216,15 +274,43 @@ async fn resolve_dead(
     requeue: bool,
 ) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
-    if !state.store.resolve_dead(id, requeue).await? {
-        return Err(AdminError::NotFound(id));
-    }
-    state.store.durable().await?;
-    if requeue {
-        state.wake_pusher.notify_one();
-    }
+    settle_dead(&state, Some(id), requeue).await?;
     let verb = if requeue { "retried" } else { "discarded" };
     Ok(HttpResponse::Ok().json(serde_json::json!({ verb: id })))
+}
+
+async fn retry_all_dead(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    let ids = settle_dead(&state, None, true).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "retried": ids })))
+}
+
+async fn discard_all_dead(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    let ids = settle_dead(&state, None, false).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "discarded": ids })))
+}
+
+async fn sku(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    let sku = path.into_inner();
+    if sku.trim().is_empty() {
+        return Err(AdminError::Invalid("name a SKU".into()));
+    }
+    let report = lookup::sku_report(&state, &sku)
+        .await
+        .map_err(|e| AdminError::Invalid(error_chain(&e)))?;
+    Ok(HttpResponse::Ok().json(report))
 }
 
 #[derive(serde::Deserialize)]
@@ -249,23 +335,37 @@ async fn get_channels(
 }
 
 /// Puts `channels` in force (None: the file's again), persisted; every item is then re-priced
-/// by a full reconcile pass.
+/// by a full reconcile pass. The inner result says whether the mapping could be resolved
+/// against ERPNext's Warehouse tree now (Err: saved, resolved once ERPNext answers).
+async fn put_in_force(
+    state: &AppState,
+    channels: Option<Vec<crate::config::Channel>>,
+) -> Result<Result<(), String>, AdminError> {
+    let source = if channels.is_some() { "admin" } else { "file" };
+    state.channels.save_override(channels).await?;
+    let applied = state.channels.refresh().await;
+    state.monitor.pass_requested();
+    state.reconcile.request(true);
+    tracing::info!(
+        source,
+        "channel mapping changed by an admin; a full reconcile pass re-prices every item"
+    );
+    Ok(applied.map(|_| ()).map_err(|e| error_chain(&e)))
+}
+
+/// [`put_in_force`], answered as JSON with the mapping now in force.
 async fn apply_channels(
     state: &AppState,
     channels: Option<Vec<crate::config::Channel>>,
 ) -> Result<HttpResponse, AdminError> {
-    state.channels.save_override(channels).await?;
-    let applied = state.channels.refresh().await;
-    state.reconcile.request(true);
+    let applied = put_in_force(state, channels).await?;
     let mut view = channels_view(state).await?;
     view["reprice"] = serde_json::json!("a full reconcile pass re-prices every item");
     match applied {
-        Ok(_) => Ok(HttpResponse::Ok().json(view)),
+        Ok(()) => Ok(HttpResponse::Ok().json(view)),
         Err(e) => {
-            view["applied"] = serde_json::json!(format!(
-                "saved; resolved once ERPNext answers: {}",
-                error_chain(&e)
-            ));
+            view["applied"] =
+                serde_json::json!(format!("saved; resolved once ERPNext answers: {e}"));
             Ok(HttpResponse::Accepted().json(view))
         }
     }
@@ -305,6 +405,7 @@ async fn reconcile_now(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
+    state.monitor.pass_requested();
     state.reconcile.request(query.full);
     Ok(HttpResponse::Accepted()
         .json(serde_json::json!({"reconcile": "requested", "full": query.full})))
@@ -322,6 +423,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/channels", web::get().to(get_channels))
         .route("/admin/channels", web::put().to(put_channels))
         .route("/admin/channels", web::delete().to(delete_channels))
+        .route("/admin/dead-letters/retry", web::post().to(retry_all_dead))
+        .route("/admin/dead-letters", web::delete().to(discard_all_dead))
         .route("/admin/dead-letters/{id}/retry", web::post().to(retry_dead))
-        .route("/admin/dead-letters/{id}", web::delete().to(discard_dead));
+        .route("/admin/dead-letters/{id}", web::delete().to(discard_dead))
+        .route("/admin/skus/{sku}", web::get().to(sku))
+        .configure(page::routes);
 }

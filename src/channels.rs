@@ -32,13 +32,14 @@ pub struct ChannelMap {
     pub warehouses: Vec<String>,
 }
 
+/// One row of ERPNext's Warehouse tree.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-struct WarehouseRow {
-    name: String,
+pub(crate) struct WarehouseRow {
+    pub(crate) name: String,
     #[serde(default)]
-    is_group: i64,
+    pub(crate) is_group: i64,
     #[serde(default)]
-    parent_warehouse: Option<String>,
+    pub(crate) parent_warehouse: Option<String>,
 }
 
 /// The Warehouse tree last read from ERPNext.
@@ -50,7 +51,7 @@ const CHANNELS_OVERRIDE_META: &str = "channels_override";
 impl ChannelMap {
     /// Resolves `configured` against ERPNext's Warehouse tree: a group warehouse stands for
     /// every leaf below it; a name ERPNext does not list is kept as it is.
-    fn resolve(configured: &[Channel], tree: &[WarehouseRow]) -> Self {
+    pub(crate) fn resolve(configured: &[Channel], tree: &[WarehouseRow]) -> Self {
         let mut children: BTreeMap<&str, Vec<&WarehouseRow>> = BTreeMap::new();
         for w in tree {
             if let Some(p) = w.parent_warehouse.as_deref() {
@@ -185,6 +186,23 @@ impl Channels {
         self.store.durable().await?;
         *self.configured.write().unwrap_or_else(|p| p.into_inner()) = in_force;
         Ok(())
+    }
+
+    /// The Warehouse tree last read from ERPNext (empty when none was read yet).
+    pub(crate) async fn warehouse_tree(&self) -> Result<Vec<WarehouseRow>, ChannelError> {
+        match self.store.meta(WAREHOUSE_TREE_META).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(ChannelError::Codec),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// What `proposed` would resolve to against the Warehouse tree last read (nothing is put
+    /// in force).
+    pub(crate) async fn resolve_proposed(
+        &self,
+        proposed: &[Channel],
+    ) -> Result<ChannelMap, ChannelError> {
+        Ok(ChannelMap::resolve(proposed, &self.warehouse_tree().await?))
     }
 
     /// Reads the Warehouse tree and resolves the channels against it (at start, on each

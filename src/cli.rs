@@ -1,5 +1,8 @@
-//! The administrative subcommands (`erpnext setup`, `erpnext check`, `reconcile`), written to a
-//! writer so that tests can read what a user would see.
+//! The administrative subcommands (`erpnext setup`, `erpnext check`, `reconcile`, and in
+//! [`admin`] the admin API from a terminal), written to a writer so that tests can read what a
+//! user would see.
+
+pub mod admin;
 
 use std::io::Write;
 

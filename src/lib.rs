@@ -30,11 +30,15 @@
 //! - [`shop`]: the shop client, the retry policy, the push agent (outbox → shop), the contract
 //!   check.
 //! - [`orders`]: shop orders into ERPNext (the model and the worker's seam, being built).
-//! - [`admin`]: health, metrics and the admin API.
+//! - [`monitor`]: what the running relay knows about itself for the admin: since when each
+//!   queue waits, the reconcile passes.
+//! - [`admin`]: health, metrics, the admin API, and the admin pages (`/admin/`, signed in with
+//!   a session cookie; templates in `src/admin/templates/`).
 //! - [`startup`]: [`startup::Application`] opens the store, binds the listener, runs the
 //!   worker loops.
-//! - [`cli`]: the administrative subcommands (`erpnext setup`, `erpnext check`, `reconcile`).
-//! - [`telemetry`]: logging, and errors printed with their causes.
+//! - [`cli`]: the administrative subcommands (`erpnext setup`, `erpnext check`, `reconcile`,
+//!   `admin ...` against a running relay's admin API).
+//! - [`telemetry`]: logging (plain text or JSON lines), and errors printed with their causes.
 //! - [`demo`]: `shoprelay demo`, the relay between a simulated ERPNext and shop.
 //! - [`testkit`]: the ERPNext emulator and the recording shop used by the demo and the tests.
 
@@ -49,6 +53,7 @@ pub mod http;
 pub mod inbound;
 pub mod metrics;
 pub mod model;
+pub mod monitor;
 pub mod orders;
 pub mod processor;
 pub mod shipments;

@@ -46,6 +46,43 @@ enum Command {
         #[command(subcommand)]
         command: ErpnextCommand,
     },
+    /// Ask a running relay (its admin API): status, channels, dead letters, a SKU.
+    Admin {
+        /// The configuration file: the relay's address (server.listen) and admin token.
+        #[arg(long, default_value = "shoprelay.toml")]
+        config: PathBuf,
+        /// The relay's address, e.g. http://127.0.0.1:8787 (default: from the configuration).
+        #[arg(long)]
+        url: Option<String>,
+        /// Print the API's JSON answer as it is.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: AdminSubcommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminSubcommand {
+    /// Health at a glance: ERPNext and the shop, queues, dead letters, reconcile.
+    Status,
+    /// The channel mapping in force.
+    Channels,
+    /// The dead letters; `retry` or `discard` one (by id) or all of them.
+    DeadLetters {
+        #[command(subcommand)]
+        action: Option<DeadAction>,
+    },
+    /// A SKU: its Bins per warehouse, its level per channel, what the shop was last sent.
+    Sku { sku: String },
+}
+
+#[derive(Subcommand)]
+enum DeadAction {
+    /// Queue a dead letter's target again (all of them without an id).
+    Retry { id: Option<u64> },
+    /// Drop a dead letter (all of them without an id).
+    Discard { id: Option<u64> },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +162,15 @@ async fn main() -> ExitCode {
             shoprelay::telemetry::init("warn");
             erpnext(command).await
         }
+        Command::Admin {
+            config,
+            url,
+            json,
+            command,
+        } => {
+            shoprelay::telemetry::init("warn");
+            admin(config, url, json, command).await
+        }
         Command::Demo => {
             shoprelay::telemetry::init("error");
             shoprelay::demo::run().await.map_err(|e| error_chain(&*e))
@@ -137,6 +183,47 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn admin(
+    config: PathBuf,
+    url: Option<String>,
+    json: bool,
+    command: AdminSubcommand,
+) -> Result<(), String> {
+    use shoprelay::cli::admin::{run, AdminCommand, Target};
+    // Without a configuration file, `--url` and SHOPRELAY_ADMIN_TOKEN are enough.
+    let settings = match Settings::load(&config) {
+        Ok(s) => Some(s),
+        Err(e) if url.is_some() || !config.exists() => {
+            if config.exists() {
+                eprintln!(
+                    "shoprelay: ignoring {}: {}",
+                    config.display(),
+                    error_chain(&e)
+                );
+            }
+            None
+        }
+        Err(e) => return Err(error_chain(&e)),
+    };
+    let token = std::env::var("SHOPRELAY_ADMIN_TOKEN").ok();
+    let target = Target::new(settings.as_ref(), url, token).map_err(|e| error_chain(&e))?;
+    let command = match command {
+        AdminSubcommand::Status => AdminCommand::Status,
+        AdminSubcommand::Channels => AdminCommand::Channels,
+        AdminSubcommand::DeadLetters { action: None } => AdminCommand::DeadLetters,
+        AdminSubcommand::DeadLetters {
+            action: Some(DeadAction::Retry { id }),
+        } => AdminCommand::Retry(id),
+        AdminSubcommand::DeadLetters {
+            action: Some(DeadAction::Discard { id }),
+        } => AdminCommand::Discard(id),
+        AdminSubcommand::Sku { sku } => AdminCommand::Sku(sku),
+    };
+    run(&target, &command, json, &mut std::io::stdout())
+        .await
+        .map_err(|e| error_chain(&e))
 }
 
 async fn erpnext(command: ErpnextCommand) -> Result<(), String> {

@@ -1,6 +1,12 @@
-//! Counters of what the relay did since it started, and their Prometheus text.
+//! What the relay did since it started, as Prometheus metrics: counters, the queue depths, and
+//! histograms of webhook ingest, read-back and push time, written by the `prometheus` crate in
+//! the text format Prometheus and `promtool check metrics` read.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+};
 
 use crate::model::now_ms;
 use crate::store::Depths;
@@ -16,93 +22,213 @@ pub(crate) enum Rejection {
     Internal,
 }
 
-/// Counters of what the relay did since it started. Owned by the application, not global.
-#[derive(Debug, Default)]
+/// What the relay did since it started, as Prometheus metrics (the `prometheus` crate, in a
+/// registry owned by the application, not the crate's global one), plus the times of the last
+/// webhook and the last push for the status page.
 pub struct Metrics {
-    accepted: AtomicU64,
-    duplicates: AtomicU64,
-    rejected_signature: AtomicU64,
-    rejected_malformed: AtomicU64,
-    rejected_too_large: AtomicU64,
-    rejected_unknown: AtomicU64,
-    store_failures: AtomicU64,
-    internal_errors: AtomicU64,
-    levels_pushed: AtomicU64,
-    push_failures: AtomicU64,
-    dead_letters: AtomicU64,
-    processor_errors: AtomicU64,
-    shipments_pushed: AtomicU64,
-    returns_skipped: AtomicU64,
-    rows_without_order: AtomicU64,
-    items_without_sku: AtomicU64,
-    documents_failed: AtomicU64,
+    registry: prometheus::Registry,
+    accepted: IntCounter,
+    duplicates: IntCounter,
+    rejected: IntCounterVec,
+    levels_pushed: IntCounter,
+    shipments_pushed: IntCounter,
+    returns_skipped: IntCounter,
+    rows_without_order: IntCounter,
+    documents_failed: IntCounter,
+    items_without_sku: IntCounter,
+    push_failures: IntCounter,
+    dead_letters: IntCounter,
+    processor_errors: IntCounter,
+    queue_depth: IntGaugeVec,
+    webhook_seconds: Histogram,
+    readback_seconds: Histogram,
+    push_seconds: HistogramVec,
     last_event_ms: AtomicU64,
     last_push_ms: AtomicU64,
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("accepted", &self.accepted.get())
+            .field("levels_pushed", &self.levels_pushed.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bucket bounds (seconds) for answering a webhook: a signature check, a parse, a flush.
+const WEBHOOK_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// Bucket bounds (seconds) for a request to ERPNext or the shop.
+const REMOTE_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// The reasons a webhook is refused, always exported (0 until it happens).
+const REJECT_REASONS: [&str; 6] = [
+    "signature",
+    "malformed",
+    "too_large",
+    "unknown_event",
+    "storage",
+    "internal",
+];
+/// The queues whose depth is exported.
+const QUEUES: [&str; 6] = [
+    "inbox",
+    "dirty",
+    "outbox",
+    "dead",
+    "dirty_documents",
+    "shipment_outbox",
+];
+
+fn counter(
+    r: &prometheus::Registry,
+    name: &str,
+    help: &str,
+) -> Result<IntCounter, prometheus::Error> {
+    let c = IntCounter::new(name, help)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram(
+    r: &prometheus::Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+) -> Result<Histogram, prometheus::Error> {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
 impl Metrics {
+    /// Builds the registry and every metric in it.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let r = prometheus::Registry::new();
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "shoprelay_webhooks_rejected_total",
+                "Deliveries refused, by reason.",
+            ),
+            &["reason"],
+        )?;
+        r.register(Box::new(rejected.clone()))?;
+        for reason in REJECT_REASONS {
+            rejected.with_label_values(&[reason]);
+        }
+        let queue_depth = IntGaugeVec::new(
+            Opts::new("shoprelay_queue_depth", "Entries waiting, by queue."),
+            &["queue"],
+        )?;
+        r.register(Box::new(queue_depth.clone()))?;
+        let push_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "shoprelay_push_seconds",
+                "Time for one request to the shop (levels or a shipment), answered or not.",
+            )
+            .buckets(REMOTE_BUCKETS.to_vec()),
+            &["kind"],
+        )?;
+        r.register(Box::new(push_seconds.clone()))?;
+        for kind in ["levels", "shipment"] {
+            push_seconds.with_label_values(&[kind]);
+        }
+        Ok(Self {
+            accepted: counter(&r, "shoprelay_webhooks_accepted_total", "ERPNext deliveries stored.")?,
+            duplicates: counter(&r, "shoprelay_webhooks_duplicate_total", "Repeated deliveries answered without effect.")?,
+            rejected,
+            levels_pushed: counter(&r, "shoprelay_levels_pushed_total", "Levels the shop accepted.")?,
+            shipments_pushed: counter(&r, "shoprelay_shipments_pushed_total", "Shipment PUTs and DELETEs the shop accepted.")?,
+            returns_skipped: counter(&r, "shoprelay_returns_skipped_total", "Return delivery notes (not shipments).")?,
+            rows_without_order: counter(&r, "shoprelay_rows_without_order_total", "Delivery note rows with no Sales Order or no shop order id.")?,
+            documents_failed: counter(&r, "shoprelay_documents_failed_total", "Delivery Notes or Shipments skipped because ERPNext refused to give what they need (see the log).")?,
+            items_without_sku: counter(&r, "shoprelay_items_without_sku_total", "Items skipped because their Item has no value in erpnext.sku_field.")?,
+            push_failures: counter(&r, "shoprelay_push_failures_total", "Push requests that will be retried.")?,
+            dead_letters: counter(&r, "shoprelay_dead_letters_total", "Push requests dead-lettered.")?,
+            processor_errors: counter(&r, "shoprelay_processor_errors_total", "Processing steps that failed (ERPNext read-back).")?,
+            queue_depth,
+            webhook_seconds: histogram(&r, "shoprelay_webhook_ingest_seconds", "Time from a webhook's arrival to its answer (verified, stored and flushed, or refused).", &WEBHOOK_BUCKETS)?,
+            readback_seconds: histogram(&r, "shoprelay_readback_seconds", "Time to read a batch of Bin rows back from ERPNext.", &REMOTE_BUCKETS)?,
+            push_seconds,
+            registry: r,
+            last_event_ms: AtomicU64::new(0),
+            last_push_ms: AtomicU64::new(0),
+        })
+    }
+
     /// A webhook stored (new).
     pub(crate) fn webhook_accepted(&self) {
         self.last_event_ms.store(now_ms(), Ordering::Relaxed);
-        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.accepted.inc();
     }
     /// A repeated delivery answered without effect.
     pub(crate) fn webhook_duplicate(&self) {
-        self.duplicates.fetch_add(1, Ordering::Relaxed);
+        self.duplicates.inc();
     }
     /// A delivery refused.
     pub(crate) fn webhook_rejected(&self, why: Rejection) {
-        let counter = match why {
-            Rejection::Signature => &self.rejected_signature,
-            Rejection::Malformed => &self.rejected_malformed,
-            Rejection::TooLarge => &self.rejected_too_large,
-            Rejection::UnknownEvent => &self.rejected_unknown,
-            Rejection::Storage => &self.store_failures,
-            Rejection::Internal => &self.internal_errors,
+        let reason = match why {
+            Rejection::Signature => "signature",
+            Rejection::Malformed => "malformed",
+            Rejection::TooLarge => "too_large",
+            Rejection::UnknownEvent => "unknown_event",
+            Rejection::Storage => "storage",
+            Rejection::Internal => "internal",
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.rejected.with_label_values(&[reason]).inc();
+    }
+    /// A webhook was answered after `secs`.
+    pub(crate) fn observe_webhook(&self, secs: f64) {
+        self.webhook_seconds.observe(secs);
+    }
+    /// A Bin read-back took `secs`.
+    pub(crate) fn observe_readback(&self, secs: f64) {
+        self.readback_seconds.observe(secs);
+    }
+    /// A request to the shop (`kind` levels or shipment) took `secs`.
+    pub(crate) fn observe_push(&self, kind: &str, secs: f64) {
+        self.push_seconds.with_label_values(&[kind]).observe(secs);
     }
     pub(crate) fn pushed(&self, levels: usize) {
-        self.levels_pushed
-            .fetch_add(levels as u64, Ordering::Relaxed);
+        self.levels_pushed.inc_by(levels as u64);
         self.last_push_ms.store(now_ms(), Ordering::Relaxed);
     }
     pub(crate) fn shipment_pushed(&self) {
-        self.shipments_pushed.fetch_add(1, Ordering::Relaxed);
+        self.shipments_pushed.inc();
         self.last_push_ms.store(now_ms(), Ordering::Relaxed);
     }
     pub(crate) fn return_skipped(&self) {
-        self.returns_skipped.fetch_add(1, Ordering::Relaxed);
+        self.returns_skipped.inc();
     }
     pub(crate) fn rows_without_order(&self, n: usize) {
-        self.rows_without_order
-            .fetch_add(n as u64, Ordering::Relaxed);
+        self.rows_without_order.inc_by(n as u64);
     }
     pub(crate) fn document_failed(&self) {
-        self.documents_failed.fetch_add(1, Ordering::Relaxed);
+        self.documents_failed.inc();
     }
     pub(crate) fn items_without_sku(&self, n: usize) {
-        self.items_without_sku
-            .fetch_add(n as u64, Ordering::Relaxed);
+        self.items_without_sku.inc_by(n as u64);
     }
     pub(crate) fn push_failed(&self) {
-        self.push_failures.fetch_add(1, Ordering::Relaxed);
+        self.push_failures.inc();
     }
     pub(crate) fn dead_lettered(&self) {
-        self.dead_letters.fetch_add(1, Ordering::Relaxed);
+        self.dead_letters.inc();
     }
     pub(crate) fn processor_error(&self) {
-        self.processor_errors.fetch_add(1, Ordering::Relaxed);
+        self.processor_errors.inc();
     }
     /// Webhooks accepted (new) since start.
     pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
+        self.accepted.get()
     }
     /// Levels the shop accepted since start.
     pub fn levels_pushed(&self) -> u64 {
-        self.levels_pushed.load(Ordering::Relaxed)
+        self.levels_pushed.get()
     }
-
     /// When the last new webhook was stored (ms since the epoch), if one was.
     pub fn last_event_ms(&self) -> Option<u64> {
         Some(self.last_event_ms.load(Ordering::Relaxed)).filter(|v| *v > 0)
@@ -112,124 +238,22 @@ impl Metrics {
         Some(self.last_push_ms.load(Ordering::Relaxed)).filter(|v| *v > 0)
     }
 
-    /// The Prometheus text exposition, with the queue depths `d`.
-    pub(crate) fn prometheus(&self, d: Depths) -> String {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    /// The Prometheus text exposition (format 0.0.4), with the queue depths as they are now.
+    pub(crate) fn prometheus(&self, depths: &Depths) -> Result<String, prometheus::Error> {
+        for (q, v) in QUEUES.into_iter().zip([
+            depths.inbox,
+            depths.dirty,
+            depths.outbox,
+            depths.dead,
+            depths.dirty_docs,
+            depths.shipment_outbox,
+        ]) {
+            self.queue_depth
+                .with_label_values(&[q])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
-        let mut line = |name: &str, kind: &str, help: &str, labels: &str, value: u64| {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{labels} {value}\n"
-            ));
-        };
-        line(
-            "shoprelay_webhooks_accepted_total",
-            "counter",
-            "ERPNext deliveries stored.",
-            "",
-            g(&self.accepted),
-        );
-        line(
-            "shoprelay_webhooks_duplicate_total",
-            "counter",
-            "Repeated deliveries answered without effect.",
-            "",
-            g(&self.duplicates),
-        );
-        for (reason, c) in [
-            ("signature", &self.rejected_signature),
-            ("malformed", &self.rejected_malformed),
-            ("too_large", &self.rejected_too_large),
-            ("unknown_event", &self.rejected_unknown),
-            ("storage", &self.store_failures),
-            ("internal", &self.internal_errors),
-        ] {
-            line(
-                "shoprelay_webhooks_rejected_total",
-                "counter",
-                "Deliveries refused, by reason.",
-                &format!("{{reason=\"{reason}\"}}"),
-                g(c),
-            );
-        }
-        line(
-            "shoprelay_levels_pushed_total",
-            "counter",
-            "Levels the shop accepted.",
-            "",
-            g(&self.levels_pushed),
-        );
-        line(
-            "shoprelay_shipments_pushed_total",
-            "counter",
-            "Shipment PUTs and DELETEs the shop accepted.",
-            "",
-            g(&self.shipments_pushed),
-        );
-        line(
-            "shoprelay_returns_skipped_total",
-            "counter",
-            "Return delivery notes (not shipments).",
-            "",
-            g(&self.returns_skipped),
-        );
-        line(
-            "shoprelay_rows_without_order_total",
-            "counter",
-            "Delivery note rows with no Sales Order or no shop order id.",
-            "",
-            g(&self.rows_without_order),
-        );
-        line(
-            "shoprelay_documents_failed_total",
-            "counter",
-            "Delivery Notes or Shipments skipped because ERPNext refused to give what they need (see the log).",
-            "",
-            g(&self.documents_failed),
-        );
-        line(
-            "shoprelay_items_without_sku_total",
-            "counter",
-            "Items skipped because their Item has no value in erpnext.sku_field.",
-            "",
-            g(&self.items_without_sku),
-        );
-        line(
-            "shoprelay_push_failures_total",
-            "counter",
-            "Push requests that will be retried.",
-            "",
-            g(&self.push_failures),
-        );
-        line(
-            "shoprelay_dead_letters_total",
-            "counter",
-            "Push requests dead-lettered.",
-            "",
-            g(&self.dead_letters),
-        );
-        line(
-            "shoprelay_processor_errors_total",
-            "counter",
-            "Processing steps that failed (ERPNext read-back).",
-            "",
-            g(&self.processor_errors),
-        );
-        for (q, v) in [
-            ("inbox", d.inbox),
-            ("dirty", d.dirty),
-            ("outbox", d.outbox),
-            ("dead", d.dead),
-            ("dirty_documents", d.dirty_docs),
-            ("shipment_outbox", d.shipment_outbox),
-        ] {
-            line(
-                "shoprelay_queue_depth",
-                "gauge",
-                "Entries waiting, by queue.",
-                &format!("{{queue=\"{q}\"}}"),
-                v as u64,
-            );
-        }
-        out
+        prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out)?;
+        Ok(out)
     }
 }

@@ -120,7 +120,11 @@ impl Processor {
             return Ok(report);
         }
         let items: Vec<String> = dirty.iter().map(|(i, _)| i.clone()).collect();
-        let rows = self.erp.bins(&items, &map.warehouses).await?;
+        let started = std::time::Instant::now();
+        let rows = self.erp.bins(&items, &map.warehouses).await;
+        self.metrics
+            .observe_readback(started.elapsed().as_secs_f64());
+        let rows = rows?;
         let (queued, stale) = self.apply(&map, &items, rows).await?;
         self.store.dirty_clear(&dirty).await?;
         report.items = items.len();

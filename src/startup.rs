@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::erpnext::reconcile::{PassReport, Progress, ReconcileError, Reconciler};
 use crate::erpnext::{ErpClient, ErpError};
 pub use crate::metrics::Metrics;
+use crate::monitor::Monitor;
 use crate::processor::{Processor, ProcessorSettings};
 use crate::shop::retry::backoff;
 use crate::shop::{PushAgent, ShopClient, ShopError};
@@ -41,6 +42,8 @@ pub enum StartupError {
     Erp(#[from] ErpError),
     #[error("cannot build the shop client")]
     Shop(#[from] ShopError),
+    #[error("cannot register the metrics")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// The relay's workers, shared with tests that drive them a step at a time.
@@ -52,6 +55,8 @@ pub struct Relay {
     pub reconciler: Arc<Reconciler>,
     pub metrics: Arc<Metrics>,
     pub channels: Arc<Channels>,
+    pub monitor: Arc<Monitor>,
+    erp: ErpClient,
     wake_processor: Arc<Notify>,
     wake_pusher: Arc<Notify>,
     reconcile: Arc<ReconcileTrigger>,
@@ -75,7 +80,7 @@ impl Relay {
                 path: settings.server.data_dir.clone(),
                 source,
             })?;
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new()?);
         let erp = ErpClient::new(&settings.erpnext)?;
         let shop = ShopClient::new(&settings.shop)?;
         let channels = Arc::new(
@@ -98,7 +103,7 @@ impl Relay {
             metrics.clone(),
         );
         let reconciler = Reconciler::new(
-            erp,
+            erp.clone(),
             store.clone(),
             settings.erpnext.page_size,
             settings.erpnext.reconcile_overlap_secs,
@@ -111,6 +116,8 @@ impl Relay {
             reconciler: Arc::new(reconciler),
             metrics,
             channels,
+            monitor: Arc::new(Monitor::default()),
+            erp,
             wake_processor: Arc::new(Notify::new()),
             wake_pusher: Arc::new(Notify::new()),
             reconcile: Arc::new(ReconcileTrigger::default()),
@@ -120,6 +127,22 @@ impl Relay {
     /// One reconcile pass over the channels' warehouses (read from ERPNext's tree first); wakes
     /// the processor for the items it marked.
     pub async fn reconcile_pass(
+        &self,
+        full: bool,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<PassReport, PassError> {
+        self.monitor.pass_started(full);
+        let result = self.pass_over_map(full, |p| {
+            self.monitor.pass_progress(p);
+            progress(p);
+        });
+        let result = result.await;
+        self.monitor
+            .pass_finished(result.as_ref().map_err(|e| error_chain(e)));
+        result
+    }
+
+    async fn pass_over_map(
         &self,
         full: bool,
         progress: impl FnMut(Progress),
@@ -165,6 +188,8 @@ impl Application {
             reconcile: relay.reconcile.clone(),
             metrics: relay.metrics.clone(),
             channels: relay.channels.clone(),
+            monitor: relay.monitor.clone(),
+            erp: relay.erp.clone(),
         });
         let addr = settings.server.listen;
         let listener =
@@ -246,7 +271,9 @@ const IDLE_POLL: Duration = Duration::from_secs(5);
 async fn processing_loop(relay: Relay) {
     let mut failures = 0u32;
     loop {
-        match relay.processor.step().await {
+        let step = relay.processor.step().await;
+        relay.monitor.observe(&relay.store.depths());
+        match step {
             Ok(report) => {
                 failures = 0;
                 if report.queued > 0 || report.shipments_queued > 0 {
@@ -306,7 +333,9 @@ async fn reconcile_loop(relay: Relay, every: Option<Duration>) {
 
 async fn push_loop(relay: Relay) {
     loop {
-        match relay.pusher.step().await {
+        let step = relay.pusher.step().await;
+        relay.monitor.observe(&relay.store.depths());
+        match step {
             Ok(report) if report.accepted > 0 || report.dead > 0 => {}
             Ok(report) => {
                 let until = report

@@ -1,5 +1,6 @@
-//! What the HTTP handlers share: the settings, the store, the metrics, the channel mapping, and
-//! the handles that wake the workers or ask for a reconcile pass.
+//! What the HTTP handlers share: the settings, the store, the metrics, the channel mapping, the
+//! monitor and the ERPNext client the admin reads with, and the handles that wake the workers or
+//! ask for a reconcile pass.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use tokio::sync::Notify;
 
 use crate::channels::Channels;
 use crate::config::Settings;
+use crate::erpnext::ErpClient;
 use crate::metrics::Metrics;
+use crate::monitor::Monitor;
 use crate::store::Store;
 
 /// State shared by the HTTP handlers.
@@ -20,6 +23,10 @@ pub struct AppState {
     pub(crate) reconcile: Arc<ReconcileTrigger>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) channels: Arc<Channels>,
+    /// Since when queues wait, the reconcile passes (for the admin).
+    pub(crate) monitor: Arc<Monitor>,
+    /// ERPNext, for the admin's probes and look-ups.
+    pub(crate) erp: ErpClient,
 }
 
 /// Asks the reconcile loop for a pass now (the admin API), optionally a full one.

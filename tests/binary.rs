@@ -29,17 +29,7 @@ fn spawn(config: &Path, log: &Path) -> Relay {
         .stderr(log)
         .spawn()
         .expect("spawn shoprelay");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let port = common::listening_port(&mut child);
     Relay { child, port }
 }
 

@@ -1,7 +1,7 @@
 //! `POST /webhooks/erpnext`: a Frappe Webhook delivery is verified, parsed into a signal,
 //! stored durably (deduplicated by body hash) and only then answered 200.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -161,17 +161,60 @@ fn sales_order_keys(obj: &Map<String, Value>) -> Result<Vec<(String, String)>, I
     Ok(keys)
 }
 
+/// What an event is about, for the log: doctype, event and document name.
+fn describe(event: &ErpEvent) -> String {
+    match event {
+        ErpEvent::Stock(s) => format!(
+            "{} {} {}",
+            s.doctype,
+            s.event.as_deref().unwrap_or("-"),
+            s.name.as_deref().unwrap_or("-")
+        ),
+        ErpEvent::Document { doc, event, name } => format!(
+            "{} {} {name}",
+            doc.doctype(),
+            event.as_deref().unwrap_or("-")
+        ),
+    }
+}
+
 /// The handler. Order: size limit, signature, parse, store, flush, answer.
 pub(crate) async fn receive(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, InboundError> {
-    let result = accept(&req, payload, &state).await;
+    let started = std::time::Instant::now();
+    let mut what = String::new();
+    let result = accept(&req, payload, &state, &mut what).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    state.metrics.observe_webhook(elapsed);
+    let elapsed_ms = elapsed * 1000.0;
+    // One line per delivery. Never the body or the signature header: only what it was about.
     match &result {
-        Ok(Ingested::New) => state.metrics.webhook_accepted(),
-        Ok(Ingested::Duplicate) => state.metrics.webhook_duplicate(),
-        Err(e) => state.metrics.webhook_rejected(e.rejection()),
+        Ok(o) => {
+            if *o == Ingested::New {
+                state.metrics.webhook_accepted();
+            } else {
+                state.metrics.webhook_duplicate();
+            }
+            tracing::info!(
+                outcome = if *o == Ingested::New { "accepted" } else { "duplicate" },
+                event = %what,
+                elapsed_ms,
+                "erpnext webhook"
+            )
+        }
+        Err(e) => {
+            state.metrics.webhook_rejected(e.rejection());
+            tracing::warn!(
+                outcome = e.kind(),
+                status = e.status_code().as_u16(),
+                reason = %crate::telemetry::error_chain(e),
+                elapsed_ms,
+                "erpnext webhook refused"
+            )
+        }
     }
     let outcome = result?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -183,11 +226,13 @@ async fn accept(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    what: &mut String,
 ) -> Result<Ingested, InboundError> {
     let body = read_body(req, payload, state.settings.server.max_body_bytes).await?;
     let header = req.headers().get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     signature::verify_frappe(&state.settings.erpnext.webhook_secrets, header, &body)?;
     let event = parse_event(&body)?;
+    *what = describe(&event);
     let now_ms = crate::model::now_ms();
     let record = InboxRecord {
         received_ms: now_ms,

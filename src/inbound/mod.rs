@@ -35,7 +35,7 @@ pub enum InboundError {
 }
 
 impl InboundError {
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Signature(_) => "invalid_signature",
             Self::TooLarge { .. } => "payload_too_large",

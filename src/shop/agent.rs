@@ -72,6 +72,14 @@ impl Job {
         }
     }
 
+    /// `levels` or `shipment`, for the push-time histogram.
+    fn kind(&self) -> &'static str {
+        match self {
+            Job::Levels { .. } => "levels",
+            Job::Shipment(_) => "shipment",
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Job::Levels { channel, .. } => format!("levels/{channel}"),
@@ -199,11 +207,16 @@ impl PushAgent {
                     continue;
                 }
             }
+            let started = Instant::now();
             let answer = job.send(&self.client).await;
+            self.metrics
+                .observe_push(job.kind(), started.elapsed().as_secs_f64());
             let attempts = state.as_ref().map_or(0, |s| s.attempts) + 1;
             match job.disposition(&answer) {
                 Disposition::Done => {
-                    report.levels += job.acked(&self.store, &self.metrics).await?;
+                    let n = job.acked(&self.store, &self.metrics).await?;
+                    report.levels += n;
+                    tracing::info!(target_key = %job.describe(), status = answer.as_ref().map_or(0, |a| a.status), levels = n, "push accepted");
                     if state.is_some() {
                         self.store.set_retry_state(&target, None).await?;
                     }

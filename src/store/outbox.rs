@@ -76,6 +76,9 @@ pub struct RetryState {
     pub last_error: Option<String>,
 }
 
+/// One (group, key) of an outbox: the value last queued, and the value waiting (if one is).
+pub type Entry = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The coalescing outboxes and their retry state.
 pub trait Outbox: Send + Sync {
     /// Queues the entries that differ from the last value queued under their (group, key),
@@ -102,6 +105,13 @@ pub trait Outbox: Send + Sync {
     ) -> StoreFuture<'a, ()>;
     /// Every target with a retry state.
     fn retry_states(&self) -> StoreFuture<'_, Vec<(Target, RetryState)>>;
+    /// For one (group, key): the value last queued, and the value waiting (if one is).
+    fn entry<'a>(
+        &'a self,
+        kind: OutboxKind,
+        group: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Entry>;
 }
 
 pub(super) fn retry_key(t: &Target) -> Vec<u8> {
@@ -237,6 +247,22 @@ impl Outbox for SledStore {
         })())
     }
 
+    fn entry<'a>(
+        &'a self,
+        kind: OutboxKind,
+        group: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Entry> {
+        let trees = self.outbox(kind);
+        let k = key2(group, key);
+        ready((|| {
+            Ok((
+                trees.queued.get(&k)?.map(|v| v.to_vec()),
+                trees.pending.get(&k)?.map(|v| v.to_vec()),
+            ))
+        })())
+    }
+
     fn retry_states(&self) -> StoreFuture<'_, Vec<(Target, RetryState)>> {
         ready(
             self.retry
@@ -268,6 +294,17 @@ impl Store {
             })
             .collect();
         self.queue(OutboxKind::Levels, &entries).await
+    }
+
+    /// For (channel, sku): the level last queued for the shop, and the level waiting (if one
+    /// is; otherwise the shop has the last one queued, or it was dead-lettered).
+    pub async fn level(
+        &self,
+        channel: &str,
+        sku: &str,
+    ) -> Result<(Option<u64>, Option<u64>), StoreError> {
+        let (queued, waiting) = self.entry(OutboxKind::Levels, channel, sku).await?;
+        Ok((queued.map(|v| u64_of(&v)), waiting.map(|v| u64_of(&v))))
     }
 
     /// Channels that have levels waiting.

@@ -260,3 +260,18 @@ pub const DHL_LR_1: shoprelay::testkit::erp::Transport = shoprelay::testkit::erp
     transporter_name: Some("DHL"),
     lr_no: Some("LR-1"),
 };
+
+/// The port a spawned `shoprelay serve` listens on, from the line it prints first on stdout.
+pub fn listening_port(child: &mut std::process::Child) -> u16 {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    line.trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
