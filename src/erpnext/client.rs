@@ -246,19 +246,37 @@ impl ErpClient {
 
     /// `GET /api/method/{method}` with query parameters; returns `message`.
     pub async fn method(&self, method: &str, query: &[(&str, &str)]) -> Result<Value, ErpError> {
+        let url = format!("{}/api/method/{method}", self.base);
+        Self::message(self.http.get(url).query(query)).await
+    }
+
+    /// Sends a `/api/method` request; returns its `message`.
+    async fn message(req: reqwest::RequestBuilder) -> Result<Value, ErpError> {
         #[derive(serde::Deserialize)]
         struct Message {
             #[serde(default)]
             message: Value,
         }
+        let resp = req.send().await.map_err(ErpError::Transport)?;
+        Ok(Self::decode::<Message>(resp).await?.message)
+    }
+
+    /// `POST /api/method/{method}` with a JSON body; returns `message`.
+    pub async fn post_method(&self, method: &str, body: &Value) -> Result<Value, ErpError> {
+        let url = format!("{}/api/method/{method}", self.base);
+        Self::message(self.http.post(url).json(body)).await
+    }
+
+    /// `DELETE /api/resource/{doctype}/{name}`.
+    pub async fn delete_doc(&self, doctype: &str, name: &str) -> Result<(), ErpError> {
+        let url = format!("{}/{}", self.resource_url(doctype), encode_segment(name));
         let resp = self
             .http
-            .get(format!("{}/api/method/{method}", self.base))
-            .query(query)
+            .delete(url)
             .send()
             .await
             .map_err(ErpError::Transport)?;
-        Ok(Self::decode::<Message>(resp).await?.message)
+        Self::decode::<Value>(resp).await.map(|_| ())
     }
 
     /// How many rows of `doctype` match `filters` (`frappe.client.get_count`).

@@ -14,6 +14,9 @@ use super::frappe::{as_dict, render, Delivery, RenderError};
 use crate::erpnext::webhooks::{shipped, WebhookDoc};
 use crate::model::Modified;
 
+#[path = "erp_orders.rs"]
+mod orders;
+
 /// Credentials and secret of the emulated site.
 pub const API_KEY: &str = "emulator-key";
 pub const API_SECRET: &str = "emulator-secret";
@@ -33,6 +36,8 @@ struct State {
     counter: u64,
     rest_down: bool,
     rest_requests: u64,
+    /// Customers, addresses and Sales Orders made over REST (see `erp_orders.rs`).
+    orders: orders::Orders,
 }
 
 impl State {
@@ -204,7 +209,9 @@ impl ErpEmulator {
             counter: 0,
             rest_down: false,
             rest_requests: 0,
+            orders: Default::default(),
         }));
+        orders::seed(&mut state.lock().unwrap_or_else(|p| p.into_inner()));
         let data = web::Data::new(state.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let (port, handle) = super::spawn_server(listener, 1, move |cfg| {
@@ -213,6 +220,14 @@ impl ErpEmulator {
                 .route("/api/resource/{doctype}", web::post().to(insert))
                 .route("/api/resource/{doctype}/{name}", web::get().to(get_one))
                 .route("/api/resource/{doctype}/{name}", web::put().to(update))
+                .route(
+                    "/api/resource/{doctype}/{name}",
+                    web::delete().to(orders::delete),
+                )
+                .route(
+                    "/api/method/frappe.client.cancel",
+                    web::post().to(orders::cancel),
+                )
                 .route(
                     "/api/method/frappe.auth.get_logged_user",
                     web::get().to(logged_user),
@@ -825,6 +840,7 @@ fn guard(req: &HttpRequest, st: &mut State, doctype: &str) -> Option<HttpRespons
 
 fn authenticate(req: &HttpRequest, st: &mut State) -> Option<HttpResponse> {
     st.rest_requests += 1;
+    orders::record(st, req);
     if st.rest_down {
         return Some(
             HttpResponse::ServiceUnavailable()
@@ -903,41 +919,10 @@ fn matches(doc: &Value, field: &str, op: &str, value: &Value) -> bool {
 /// Frappe filters: a list of `[field, op, value]` / `[doctype, field, op, value]`, or a dict
 /// of `field: value` / `field: [op, value]`.
 fn parse_filters(text: Option<&str>) -> Result<Vec<(String, String, Value)>, String> {
-    let Some(text) = text else {
-        return Ok(Vec::new());
-    };
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("filters is not JSON: {e}"))?;
-    let mut out = Vec::new();
-    match v {
-        Value::Array(list) => {
-            for f in list {
-                let parts = f.as_array().cloned().unwrap_or_default();
-                let parts = if parts.len() == 4 {
-                    parts[1..].to_vec()
-                } else {
-                    parts
-                };
-                match parts.as_slice() {
-                    [Value::String(field), Value::String(op), value] => {
-                        out.push((field.clone(), op.clone(), value.clone()))
-                    }
-                    _ => return Err(format!("cannot read filter {f}")),
-                }
-            }
-        }
-        Value::Object(map) => {
-            for (field, v) in map {
-                match v {
-                    Value::Array(p) if p.len() == 2 => {
-                        out.push((field, p[0].as_str().unwrap_or("=").to_owned(), p[1].clone()))
-                    }
-                    other => out.push((field, "=".into(), other)),
-                }
-            }
-        }
-        _ => return Err("filters must be a list or a dict".into()),
-    }
-    Ok(out)
+    Ok(orders::parse_filters(text)?
+        .into_iter()
+        .map(|f| (f.field, f.op, f.value))
+        .collect())
 }
 
 async fn list(
@@ -950,6 +935,9 @@ async fn list(
     let doctype = path.into_inner();
     if let Some(resp) = guard(&req, &mut st, &doctype) {
         return resp;
+    }
+    if orders::serves(&doctype) {
+        return orders::list(&st, &doctype, &query);
     }
     let filters = match parse_filters(query.get("filters").map(String::as_str)) {
         Ok(f) => f,
@@ -973,15 +961,7 @@ async fn list(
             Some((field, desc))
         })
         .collect();
-    let start: usize = query
-        .get("limit_start")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let page: usize = query
-        .get("limit_page_length")
-        .or_else(|| query.get("limit"))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let (start, take) = orders::page_bounds(&query);
     let mut rows: Vec<&Value> = st
         .docs
         .iter()
@@ -998,7 +978,6 @@ async fn list(
         }
         o.then_with(|| compare("name", &a["name"], &b["name"]).unwrap_or(std::cmp::Ordering::Equal))
     });
-    let take = if page == 0 { usize::MAX } else { page };
     let data: Vec<Value> = rows
         .into_iter()
         .skip(start)
@@ -1057,11 +1036,7 @@ async fn insert(
         return not_an_object();
     };
     if doctype != "Webhook" {
-        return frappe_error(
-            403,
-            "PermissionError",
-            &format!("the emulator does not create {doctype}"),
-        );
+        return orders::insert(&mut st, &doctype, doc);
     }
     let name = doc
         .get("name")
@@ -1110,11 +1085,7 @@ async fn update(
         );
     };
     if doctype != "Webhook" {
-        return frappe_error(
-            403,
-            "PermissionError",
-            &format!("the emulator does not change {doctype}"),
-        );
+        return orders::update(&mut st, &doctype, &name, changes);
     }
     for (k, v) in changes {
         if k != "name" {

@@ -1,0 +1,405 @@
+//! Pure money arithmetic for an order, in exact decimals: what each Sales Order line, the
+//! document discount and the shipping row must say so that ERPNext's grand total equals the
+//! shop's total to the cent.
+//!
+//! ERPNext stores a per-unit `rate` rounded to 2 decimals and computes each line's amount as
+//! `rate × qty` rounded to 2 decimals. A line discount spread over its units rarely divides
+//! evenly (10.00 off 3 units is 3.333… a unit), so the rate is rounded *up* to the cent and the
+//! few cents this adds to the lines are taken off again in the document discount
+//! (`discount_amount` applied on the net total), which ERPNext subtracts exactly.
+
+use crate::orders::model::ShopOrder;
+
+/// Fixed point with 6 decimals: enough for any shop price and quantity, exact in i128.
+const SCALE: i128 = 1_000_000;
+const CENT: i128 = SCALE / 100;
+
+/// An exact decimal amount (6 decimal places).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Decimal(i128);
+
+/// A number the shop sent that is not a usable amount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("{what} is not a finite number")]
+    NotFinite { what: String },
+    #[error("{what} is too large")]
+    TooLarge { what: String },
+    #[error("{what} must not be negative (got {value})")]
+    Negative { what: String, value: Decimal },
+    #[error("{what} must be more than 0 (got {value})")]
+    NotPositive { what: String, value: Decimal },
+    #[error("line {line} ({sku}): the discount {discount} is more than the line's {gross}")]
+    LineDiscountTooLarge {
+        line: usize,
+        sku: String,
+        discount: Decimal,
+        gross: Decimal,
+    },
+    #[error("the order discount {discount} is more than the lines' total {lines}")]
+    OrderDiscountTooLarge { discount: Decimal, lines: Decimal },
+    #[error("the order's total {stated} does not add up: its lines, discount and shipping make {computed}")]
+    TotalDoesNotAddUp { stated: Decimal, computed: Decimal },
+}
+
+impl Decimal {
+    pub const ZERO: Decimal = Decimal(0);
+
+    /// The exact decimal a JSON number was written as (`0.1` is 0.1, not the nearest binary
+    /// fraction), rounded half away from zero to 6 places.
+    pub fn from_f64(v: f64, what: &str) -> Result<Self, MoneyError> {
+        if !v.is_finite() {
+            return Err(MoneyError::NotFinite { what: what.into() });
+        }
+        if v.abs() >= 1e15 {
+            return Err(MoneyError::TooLarge { what: what.into() });
+        }
+        // `{}` prints the shortest string that reads back as the same f64, without exponent.
+        Self::parse(&format!("{v}")).ok_or_else(|| MoneyError::TooLarge { what: what.into() })
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let mut units: i128 = int.parse::<i128>().ok()?.checked_mul(SCALE)?;
+        let mut place = SCALE / 10;
+        let mut round_up = false;
+        for (i, c) in frac.chars().enumerate() {
+            let d = i128::from(c.to_digit(10)? as u8);
+            if i < 6 {
+                units += d * place;
+                place /= 10;
+            } else {
+                // Digits past the 6th: half away from zero on the first of them.
+                round_up = i == 6 && d >= 5;
+                break;
+            }
+        }
+        if round_up {
+            units += 1;
+        }
+        Some(Decimal(if neg { -units } else { units }))
+    }
+
+    /// Whole cents (2 decimals), from a value in cents.
+    pub fn from_cents(cents: i64) -> Self {
+        Decimal(i128::from(cents) * CENT)
+    }
+
+    /// The value as a JSON number (ERPNext's Float/Currency fields).
+    pub fn to_f64(self) -> f64 {
+        format!("{self}").parse().unwrap_or(0.0)
+    }
+
+    /// Rounded to the cent, half away from zero.
+    pub fn round_cents(self) -> Self {
+        let half = CENT / 2;
+        let q = if self.0 >= 0 {
+            (self.0 + half) / CENT
+        } else {
+            (self.0 - half) / CENT
+        };
+        Decimal(q * CENT)
+    }
+
+    /// Rounded up (towards +infinity) to the cent.
+    pub fn ceil_cents(self) -> Self {
+        let q = self.0.div_euclid(CENT);
+        let r = self.0.rem_euclid(CENT);
+        Decimal((q + i128::from(r > 0)) * CENT)
+    }
+
+    /// Quotient rounded up to the cent (`other` must be positive).
+    pub fn div_ceil_cents(self, other: Decimal) -> Self {
+        if other.0 <= 0 {
+            return Decimal::ZERO;
+        }
+        // self / other in cents = self.0 * 100 / other.0, rounded up.
+        let num = self.0 * 100;
+        let q = num.div_euclid(other.0) + i128::from(num.rem_euclid(other.0) > 0);
+        Decimal(q * CENT)
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::Add for Decimal {
+    type Output = Decimal;
+    fn add(self, o: Decimal) -> Decimal {
+        Decimal(self.0 + o.0)
+    }
+}
+
+impl std::ops::Sub for Decimal {
+    type Output = Decimal;
+    fn sub(self, o: Decimal) -> Decimal {
+        Decimal(self.0 - o.0)
+    }
+}
+
+impl std::ops::Mul for Decimal {
+    type Output = Decimal;
+    /// Exact product, rounded half away from zero to 6 places.
+    fn mul(self, o: Decimal) -> Decimal {
+        let p = self.0 * o.0;
+        let half = SCALE / 2;
+        Decimal(if p >= 0 {
+            (p + half) / SCALE
+        } else {
+            (p - half) / SCALE
+        })
+    }
+}
+
+impl std::iter::Sum for Decimal {
+    fn sum<I: Iterator<Item = Decimal>>(iter: I) -> Decimal {
+        iter.fold(Decimal::ZERO, |a, b| a + b)
+    }
+}
+
+impl std::fmt::Display for Decimal {
+    /// At least 2 decimals, trailing zeros past them dropped: `12.50`, `3.333`, `-0.01`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let a = self.0.unsigned_abs();
+        let int = a / SCALE as u128;
+        let mut frac = format!("{:06}", a % SCALE as u128);
+        while frac.len() > 2 && frac.ends_with('0') {
+            frac.pop();
+        }
+        write!(f, "{sign}{int}.{frac}")
+    }
+}
+
+/// What one Sales Order line says about money.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinePrice {
+    pub qty: Decimal,
+    /// The unit price before discounts, to the cent (never below `rate`).
+    pub price_list_rate: Decimal,
+    /// The final per-unit rate, to the cent.
+    pub rate: Decimal,
+    /// True when the line costs nothing: sent as a 100 % discount, because ERPNext replaces a
+    /// rate of 0 with the list price.
+    pub free: bool,
+    /// The line's total in the shop: `qty × unit_price − discount`, to the cent.
+    pub shop_total: Decimal,
+}
+
+impl LinePrice {
+    /// The amount ERPNext computes for the line: `rate × qty`, to the cent.
+    pub fn erp_amount(&self) -> Decimal {
+        (self.rate * self.qty).round_cents()
+    }
+}
+
+/// The money of a whole order, as the Sales Order will carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderMoney {
+    pub lines: Vec<LinePrice>,
+    /// The document discount (`discount_amount`, on the net total): the shop's order discount
+    /// plus the cents that rounding the rates up added to the lines.
+    pub discount_amount: Decimal,
+    /// The shipping charge (an "Actual" taxes row).
+    pub shipping: Decimal,
+    /// What the grand total must be: the shop's `total` when it sent one, else the sum.
+    pub total: Decimal,
+}
+
+fn non_negative(v: f64, what: &str) -> Result<Decimal, MoneyError> {
+    let d = Decimal::from_f64(v, what)?;
+    if d < Decimal::ZERO {
+        return Err(MoneyError::Negative {
+            what: what.into(),
+            value: d,
+        });
+    }
+    Ok(d)
+}
+
+/// Works out the lines, discount, shipping and total of `order` (see the module docs).
+pub fn price(order: &ShopOrder) -> Result<OrderMoney, MoneyError> {
+    let mut lines = Vec::with_capacity(order.lines.len());
+    for (i, line) in order.lines.iter().enumerate() {
+        let n = i + 1;
+        let qty = Decimal::from_f64(line.qty, &format!("line {n} qty"))?;
+        if qty <= Decimal::ZERO {
+            return Err(MoneyError::NotPositive {
+                what: format!("line {n} ({}) qty", line.sku),
+                value: qty,
+            });
+        }
+        let unit = non_negative(line.unit_price, &format!("line {n} unit_price"))?;
+        let discount = non_negative(line.discount.unwrap_or(0.0), &format!("line {n} discount"))?;
+        let gross = qty * unit;
+        if discount > gross {
+            return Err(MoneyError::LineDiscountTooLarge {
+                line: n,
+                sku: line.sku.clone(),
+                discount,
+                gross,
+            });
+        }
+        let shop_total = (gross - discount).round_cents();
+        let rate = shop_total.div_ceil_cents(qty);
+        lines.push(LinePrice {
+            qty,
+            price_list_rate: unit.round_cents().max(rate),
+            rate,
+            free: rate.is_zero(),
+            shop_total,
+        });
+    }
+    let lines_total: Decimal = lines.iter().map(|l| l.shop_total).sum();
+    let order_discount =
+        non_negative(order.discount_total.unwrap_or(0.0), "discount_total")?.round_cents();
+    if order_discount > lines_total {
+        return Err(MoneyError::OrderDiscountTooLarge {
+            discount: order_discount,
+            lines: lines_total,
+        });
+    }
+    let rounding: Decimal = lines.iter().map(|l| l.erp_amount() - l.shop_total).sum();
+    let shipping = match &order.shipping {
+        Some(s) => non_negative(s.amount, "shipping.amount")?.round_cents(),
+        None => Decimal::ZERO,
+    };
+    let computed = lines_total - order_discount + shipping;
+    let total = match order.total {
+        Some(t) => {
+            let stated = Decimal::from_f64(t, "total")?.round_cents();
+            if stated != computed {
+                return Err(MoneyError::TotalDoesNotAddUp { stated, computed });
+            }
+            stated
+        }
+        None => computed,
+    };
+    Ok(OrderMoney {
+        lines,
+        discount_amount: order_discount + rounding,
+        shipping,
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::model::{OrderCustomer, OrderLine, PostalAddress, Shipping};
+
+    fn d(s: &str) -> Decimal {
+        Decimal::parse(s).expect("decimal")
+    }
+
+    fn order(lines: &[(f64, f64, Option<f64>)], discount: Option<f64>, ship: f64) -> ShopOrder {
+        ShopOrder {
+            order_id: "1".into(),
+            channel: "web".into(),
+            placed_at: "2026-11-29T10:00:00Z".into(),
+            currency: "USD".into(),
+            customer: OrderCustomer {
+                email: "a@b.c".into(),
+                first_name: None,
+                last_name: None,
+                phone: None,
+                fields: Default::default(),
+            },
+            shipping_address: PostalAddress {
+                line1: "x".into(),
+                line2: None,
+                city: "y".into(),
+                postcode: None,
+                country: "DE".into(),
+            },
+            billing_address: None,
+            lines: lines
+                .iter()
+                .map(|(q, p, disc)| OrderLine {
+                    sku: "S".into(),
+                    qty: *q,
+                    unit_price: *p,
+                    discount: *disc,
+                    fields: Default::default(),
+                })
+                .collect(),
+            shipping: Some(Shipping {
+                method: "DHL".into(),
+                amount: ship,
+            }),
+            discount_total: discount,
+            total: None,
+            fields: Default::default(),
+        }
+    }
+
+    #[test]
+    fn decimals_read_as_written() {
+        assert_eq!(Decimal::from_f64(0.1, "x").unwrap(), d("0.1"));
+        assert_eq!(Decimal::from_f64(0.1 + 0.2, "x").unwrap(), d("0.3"));
+        assert_eq!(Decimal::from_f64(19.99, "x").unwrap().to_string(), "19.99");
+        assert_eq!(Decimal::from_f64(-3.5, "x").unwrap().to_string(), "-3.50");
+        assert_eq!(d("3.3333335").to_string(), "3.333334");
+        assert!(Decimal::from_f64(f64::NAN, "x").is_err());
+        assert!(Decimal::from_f64(1e300, "x").is_err());
+        assert_eq!(d("2.345").round_cents(), d("2.35"));
+        assert_eq!(d("-2.345").round_cents(), d("-2.35"));
+        assert_eq!(d("2.341").ceil_cents(), d("2.35"));
+        assert_eq!(d("2.34").ceil_cents(), d("2.34"));
+        assert_eq!(d("29").div_ceil_cents(d("3")), d("9.67"));
+        assert_eq!(d("1.5") * d("3.333"), d("4.9995"));
+    }
+
+    #[test]
+    fn a_line_discount_is_spread_per_unit_and_the_rounding_comes_off_the_document() {
+        // 3 × 10.00 − 1.00 = 29.00; 9.67 a unit makes 29.01, so 0.01 comes off the document.
+        let m = price(&order(&[(3.0, 10.0, Some(1.0))], None, 4.95)).unwrap();
+        assert_eq!(m.lines[0].rate, d("9.67"));
+        assert_eq!(m.lines[0].price_list_rate, d("10"));
+        assert_eq!(m.lines[0].erp_amount(), d("29.01"));
+        assert_eq!(m.discount_amount, d("0.01"));
+        assert_eq!(m.total, d("33.95"));
+        let erp_grand = m.lines[0].erp_amount() - m.discount_amount + m.shipping;
+        assert_eq!(erp_grand, m.total);
+    }
+
+    #[test]
+    fn order_discount_applies_to_lines_not_shipping() {
+        let m = price(&order(
+            &[(2.0, 10.0, None), (1.0, 5.5, Some(0.5))],
+            Some(3.0),
+            4.95,
+        ))
+        .unwrap();
+        assert_eq!(m.discount_amount, d("3"));
+        assert_eq!(m.total, d("26.95"));
+    }
+
+    #[test]
+    fn a_free_line_is_a_full_discount() {
+        let m = price(&order(&[(1.0, 12.0, Some(12.0))], None, 0.0)).unwrap();
+        assert!(m.lines[0].free);
+        assert_eq!(m.lines[0].price_list_rate, d("12"));
+        assert_eq!(m.total, Decimal::ZERO);
+    }
+
+    #[test]
+    fn inconsistent_orders_are_refused_with_both_numbers() {
+        let mut o = order(&[(1.0, 10.0, None)], None, 5.0);
+        o.total = Some(14.0);
+        let e = price(&o).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the order's total 14.00 does not add up: its lines, discount and shipping make 15.00"
+        );
+        assert!(price(&order(&[(1.0, 10.0, Some(11.0))], None, 0.0)).is_err());
+        assert!(price(&order(&[(0.0, 10.0, None)], None, 0.0)).is_err());
+        assert!(price(&order(&[(1.0, -1.0, None)], None, 0.0)).is_err());
+        assert!(price(&order(&[(1.0, 10.0, None)], Some(10.01), 0.0)).is_err());
+    }
+}
