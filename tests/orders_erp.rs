@@ -501,6 +501,25 @@ async fn the_emulator_answers_orders_as_erpnext_does() {
         bad.to_string().contains("Field not permitted in query"),
         "{bad}"
     );
+    // A join (child-table filter) makes an unqualified standard column ambiguous.
+    let join = json!([["Contact Email", "email_id", "=", "ops@acme.example"]]);
+    let ambiguous = erp
+        .list_page::<Value>("Contact", &["name"], &join, "creation asc", 0, 1)
+        .await
+        .expect_err("ambiguous");
+    assert!(ambiguous.to_string().contains("ambiguous"), "{ambiguous}");
+    let contacts: Vec<Value> = erp
+        .list_page(
+            "Contact",
+            &["name"],
+            &join,
+            "`tabContact`.`creation` asc",
+            0,
+            1,
+        )
+        .await
+        .expect("qualified");
+    assert_eq!(contacts.len(), 1);
     // One-step submit keeps "Draft"; rate 0 becomes the list price; unknown fields vanish.
     let so = erp
         .save_doc(

@@ -92,7 +92,14 @@ async fn field_exists(erp: &ErpClient, doctype: &str, key: &str, field: &str) ->
     };
     let what = format!("orders.fields: {key} -> {doctype}.{field}");
     match erp
-        .list_page::<Value>(list_doctype, &["name"], &filter, "name asc", 0, 1)
+        .list_page::<Value>(
+            list_doctype,
+            &["name"],
+            &filter,
+            &format!("`tab{list_doctype}`.`name` asc"),
+            0,
+            1,
+        )
         .await
     {
         Ok(_) => finding(true, format!("{what} exists")),

@@ -148,7 +148,7 @@ async fn find(ctx: &OrderContext, email: &str) -> Result<Option<CustomerRow>, Pl
                 ["Contact Email", "email_id", "=", email],
                 ["Dynamic Link", "link_doctype", "=", "Customer"]
             ]),
-            "creation asc",
+            "`tabContact`.`creation` asc",
             0,
             100,
         )
@@ -170,7 +170,7 @@ async fn customers(ctx: &OrderContext, filters: Value) -> Result<Vec<CustomerRow
             "Customer",
             &CUSTOMER_FIELDS,
             &filters,
-            "creation asc",
+            "`tabCustomer`.`creation` asc",
             0,
             100,
         )
@@ -228,7 +228,7 @@ async fn shipping_address_for(
                 ["Dynamic Link", "link_doctype", "=", "Customer"],
                 ["Dynamic Link", "link_name", "=", found.name]
             ]),
-            "creation asc",
+            "`tabAddress`.`creation` asc",
             0,
             500,
         )

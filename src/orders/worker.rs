@@ -169,7 +169,7 @@ async fn existing_order(
             "Sales Order",
             &["name", "customer", "docstatus", "grand_total", field],
             &json!([[field, "=", order_id], ["docstatus", "<", 2]]),
-            "creation asc",
+            "`tabSales Order`.`creation` asc",
             0,
             20,
         )

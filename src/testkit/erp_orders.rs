@@ -396,11 +396,33 @@ pub(super) fn list(st: &State, doctype: &str, query: &BTreeMap<String, String>) 
         .get("order_by")
         .cloned()
         .unwrap_or_else(|| "modified desc".into());
-    let (field, desc) = {
-        let mut w = order_by.split(',').next().unwrap_or("").split_whitespace();
-        let f = w.next().unwrap_or("modified").trim_matches('`').to_owned();
-        (f, w.next().is_some_and(|d| d.eq_ignore_ascii_case("desc")))
+    // "`tabSales Order`.`creation` asc", "modified desc".
+    let first = order_by.split(',').next().unwrap_or("").trim();
+    let (column, desc) = match first.rsplit_once(' ') {
+        Some((c, dir)) if dir.eq_ignore_ascii_case("asc") || dir.eq_ignore_ascii_case("desc") => {
+            (c.trim(), dir.eq_ignore_ascii_case("desc"))
+        }
+        _ => (first, false),
     };
+    let field = column
+        .rsplit('.')
+        .next()
+        .unwrap_or("modified")
+        .trim_matches('`')
+        .to_owned();
+    // A child-table filter or a `table.field` / `link.field` joins another table: MariaDB then
+    // refuses a column both tables have unless it is qualified.
+    let joins = filters
+        .iter()
+        .any(|f| f.doctype.as_deref().is_some_and(|d| d != doctype))
+        || fields.iter().any(|(e, _)| e.contains('.'));
+    if joins && !column.contains('.') && STANDARD.contains(&field.as_str()) {
+        return frappe_error(
+            500,
+            "OperationalError",
+            &format!("(1052, \"Column '{field}' in ORDER BY is ambiguous\")"),
+        );
+    }
     docs.sort_by(|a, b| {
         let o = super::compare(&field, &a[field.as_str()], &b[field.as_str()])
             .unwrap_or(std::cmp::Ordering::Equal);
