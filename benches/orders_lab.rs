@@ -224,6 +224,77 @@ async fn main() {
         .await,
     ];
 
+    // The submit choice: one POST with docstatus 1 (and the status a submitted order has)
+    // against ERPNext's two steps, a draft POST then PUT docstatus 1, for the same body.
+    let customer = created
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .first()
+        .cloned();
+    let customer = match customer {
+        Some(so) => erp
+            .get_doc::<serde_json::Value>("Sales Order", &so)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d["customer"].as_str().map(str::to_owned)),
+        None => None,
+    };
+    let mut submit_rows = Vec::new();
+    if let Some(customer) = customer {
+        let body = |i: usize, tag: &str| {
+            serde_json::json!({
+                "customer": customer, "po_no": format!("SRO-BENCH-{run}-{tag}{i}"),
+                "transaction_date": "2026-11-29", "delivery_date": "2026-12-02",
+                "ignore_pricing_rule": 1, "set_warehouse": WAREHOUSE,
+                "items": [{"item_code": ITEM_A, "qty": 2, "price_list_rate": 12, "rate": 11.5},
+                          {"item_code": ITEM_B, "qty": 1, "price_list_rate": 5, "rate": 5}],
+            })
+        };
+        for (label, two_step) in [
+            ("one POST with docstatus 1", false),
+            ("POST draft, then PUT docstatus 1", true),
+        ] {
+            take(&log);
+            let started = Instant::now();
+            for i in 0..n {
+                let mut b = body(i, if two_step { "T" } else { "O" });
+                if !two_step {
+                    b["docstatus"] = 1.into();
+                    b["status"] = "To Deliver and Bill".into();
+                }
+                match erp.save_doc("Sales Order", None, &b).await {
+                    Ok(doc) => {
+                        let name = doc["name"].as_str().unwrap_or_default().to_owned();
+                        if two_step {
+                            if let Err(e) = erp
+                                .save_doc(
+                                    "Sales Order",
+                                    Some(&name),
+                                    &serde_json::json!({"docstatus": 1}),
+                                )
+                                .await
+                            {
+                                eprintln!("submit {name}: {e}");
+                            }
+                        }
+                        created.lock().unwrap_or_else(|p| p.into_inner()).push(name);
+                    }
+                    Err(e) => eprintln!("create: {e}"),
+                }
+            }
+            let elapsed = started.elapsed();
+            let calls = take(&log).len();
+            submit_rows.push(format!(
+                "| {label} | {n} | {:.1} | {:.2} | {:.0} ms | {:.2} |",
+                elapsed.as_secs_f64(),
+                n as f64 / elapsed.as_secs_f64(),
+                elapsed.as_secs_f64() * 1000.0 / n as f64,
+                calls as f64 / n as f64
+            ));
+        }
+    }
+
     println!("\nERPNext at {url}, {n} orders per phase, run {run}\n");
     println!("| phase | orders | seconds | orders/s | ms per order | REST calls per order |");
     println!("|---|---|---|---|---|---|");
@@ -235,6 +306,16 @@ async fn main() {
     );
     for p in &phases {
         p.print();
+    }
+    if !submit_rows.is_empty() {
+        println!(
+            "\nSubmitting a Sales Order for a known customer (the Sales Order requests only):\n"
+        );
+        println!("| how | orders | seconds | orders/s | ms per order | REST calls per order |");
+        println!("|---|---|---|---|---|---|");
+        for r in &submit_rows {
+            println!("{r}");
+        }
     }
     for p in &phases {
         let mut by_kind: BTreeMap<&str, (usize, Duration)> = BTreeMap::new();

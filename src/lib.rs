@@ -29,7 +29,8 @@
 //!   shipments in the outbox.
 //! - [`shop`]: the shop client, the retry policy, the push agent (outbox → shop), the contract
 //!   check.
-//! - [`orders`]: shop orders into ERPNext (the model and the worker's seam, being built).
+//! - [`orders`]: shop orders into ERPNext: the order model, the pure money rules, and the
+//!   worker that finds or creates the Customer and creates one Sales Order per shop order.
 //! - [`monitor`]: what the running relay knows about itself for the admin: since when each
 //!   queue waits, the reconcile passes.
 //! - [`admin`]: health, metrics, the admin API, and the admin pages (`/admin/`, signed in with
