@@ -353,6 +353,26 @@ async fn totals_with_line_and_order_discounts_and_shipping_match_to_the_cent() {
 }
 
 #[tokio::test]
+async fn a_grand_total_other_than_the_shop_total_is_refused_with_both_and_the_order_cancelled() {
+    let site = site().await;
+    site.erp.set_site_charge(1.5);
+    let o = order("WEB-6101", "jane@example.com");
+    let msg = refused(site.place(&o).await);
+    assert!(
+        msg.contains("grand total is 25.50, the shop's total is 24.00"),
+        "{msg}"
+    );
+    assert!(msg.contains("was cancelled"), "{msg}");
+    assert_eq!(site.erp.docs_of("Sales Order")[0]["docstatus"], json!(2));
+    assert_eq!(site.reserved("SKU-1"), 0.0);
+    // Once the site is fixed, a retry creates the order (the cancelled one does not count).
+    site.erp.set_site_charge(0.0);
+    let placed = site.place(&o).await.expect("placed after the fix");
+    assert!(placed.created);
+    assert_eq!(site.reserved("SKU-1"), 2.0);
+}
+
+#[tokio::test]
 async fn an_active_pricing_rule_does_not_change_the_shop_price() {
     let site = site().await;
     site.erp.set_pricing_rule(Some(50.0));

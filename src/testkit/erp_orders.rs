@@ -41,6 +41,9 @@ pub(super) struct Orders {
     calls: Vec<String>,
     /// The next Customer insert loses a race: another request commits the same customer first.
     lose_next_customer_race: bool,
+    /// A charge the site adds to every Sales Order by itself (a server script, a default taxes
+    /// template): the grand total then differs from what was sent.
+    site_charge: f64,
 }
 
 const COMPANY: &str = "ACME";
@@ -910,7 +913,7 @@ fn insert_sales_order(st: &mut State, body: Map<String, Value>) -> HttpResponse 
     let discount = round2(num(doc.get("discount_amount")).unwrap_or(0.0));
     let total = round2(total);
     let net = round2(total - discount);
-    let grand = round2(net + tax_total);
+    let grand = round2(net + tax_total + st.orders.site_charge);
     let docstatus = num(doc.get("docstatus")).unwrap_or(0.0) as i64;
     let status = if docstatus == 1 {
         text(&doc, "status").unwrap_or("Draft").to_owned()
@@ -1210,6 +1213,11 @@ impl ErpEmulator {
     /// request" first, and this one is answered 409 DuplicateEntryError.
     pub fn lose_next_customer_race(&self) {
         self.lock().orders.lose_next_customer_race = true;
+    }
+
+    /// Makes the site add `amount` to every new Sales Order's grand total by itself.
+    pub fn set_site_charge(&self, amount: f64) {
+        self.lock().orders.site_charge = amount;
     }
 
     /// The Sales Order webhooks fired by REST requests since the last call.
