@@ -9,7 +9,7 @@ mod lab_support;
 
 use lab_support::*;
 use serde_json::Value;
-use shoprelay::orders::worker::place;
+use shoprelay::orders::worker::{place, PlaceError};
 
 #[tokio::test]
 async fn a_shop_order_becomes_a_submitted_sales_order_in_erpnext() {
@@ -103,6 +103,16 @@ async fn a_shop_order_becomes_a_submitted_sales_order_in_erpnext() {
         "placing {} again found {}",
         first.order_id, repeat.sales_order
     );
+
+    let mut unknown = order(&format!("SRO-E2E-{run}-3"), &email, "SRO-Jürgen", &last);
+    unknown.lines[1].sku = format!("SRO-NO-SUCH-{run}");
+    match place(&ctx, &unknown, Some(WAREHOUSE)).await {
+        Err(PlaceError::Refused(msg)) => {
+            println!("unknown SKU refused: {msg}");
+            assert!(msg.contains(&format!("SRO-NO-SUCH-{run}")), "{msg}");
+        }
+        other => panic!("an unknown SKU must be refused, got {other:?}"),
+    }
 
     for so in [&placed.sales_order, &again.sales_order] {
         cancel(&erp, so).await;
