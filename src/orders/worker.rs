@@ -282,3 +282,36 @@ async fn item_codes(ctx: &OrderContext, order: &ShopOrder) -> Result<Vec<String>
     }
     Ok(codes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::erpnext::client::decode_frappe_error;
+
+    #[test]
+    fn validation_answers_refuse_and_outages_keep_the_order_owed() {
+        let refused = |status: u16| {
+            matches!(
+                erp_failure(decode_frappe_error(status, "{}"), "x"),
+                PlaceError::Refused(_)
+            )
+        };
+        for status in [400, 404, 409, 417] {
+            assert!(refused(status), "{status}");
+        }
+        // The relay's credentials or ERPNext's health, not the order: try again later.
+        for status in [401, 403, 429, 500, 502, 503, 504] {
+            assert!(!refused(status), "{status}");
+        }
+        let body = r#"{"exc_type": "LinkValidationError", "_server_messages": "[\"{\\\"message\\\": \\\"Could not find Customer Group: Retail\\\"}\"]"}"#;
+        let PlaceError::Refused(msg) =
+            erp_failure(decode_frappe_error(417, body), "creating the customer")
+        else {
+            panic!("refused");
+        };
+        assert_eq!(
+            msg,
+            "creating the customer: ERPNext answered 417 (LinkValidationError): Could not find Customer Group: Retail"
+        );
+    }
+}
