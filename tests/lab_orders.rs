@@ -1,7 +1,9 @@
 //! End to end against a real ERPNext 15 site: a shop order becomes a submitted Sales Order for
 //! a new Customer (international characters intact), stock is reserved, a returning customer
 //! with a differently written email gets the same Customer, and placing an order again finds its
-//! Sales Order. Skips, saying why, without a site:
+//! Sales Order. Skips, saying why, without a site. It needs `ERPNEXT_URL`, `ERPNEXT_API_KEY` and
+//! `ERPNEXT_API_SECRET` (an API user allowed to create Customers, Items and Sales Orders), for
+//! example from the test site's env file `$LAB/lab.env`:
 //!
 //! `set -a; source $LAB/lab.env; set +a; cargo test --test lab_orders -- --nocapture`
 

@@ -20,7 +20,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::worker::{erp_failure, OrderContext, PlaceError};
+use super::context::{erp_failure, map_fields, missing_fields, OrderContext, PlaceError};
 use crate::erpnext::ErpError;
 use crate::orders::model::{PostalAddress, ShopOrder};
 
@@ -319,32 +319,6 @@ fn display_name(order: &ShopOrder, email: &str) -> String {
     } else {
         parts.join(" ")
     }
-}
-
-/// Copies the mapped `fields` into `body`; returns the ERPNext fieldnames that carry a value.
-pub(crate) fn map_fields(
-    mapping: &std::collections::BTreeMap<String, String>,
-    fields: &Map<String, Value>,
-    body: &mut Map<String, Value>,
-) -> Vec<String> {
-    let mut sent = Vec::new();
-    for (key, erp_field) in mapping {
-        if let Some(v) = fields.get(key) {
-            body.insert(erp_field.clone(), v.clone());
-            if !v.is_null() {
-                sent.push(erp_field.clone());
-            }
-        }
-    }
-    sent
-}
-
-/// The mapped fields ERPNext dropped (it drops unknown fields without an error).
-pub(crate) fn missing_fields(sent: &[String], answer: &Value) -> Vec<String> {
-    sent.iter()
-        .filter(|f| answer.get(f.as_str()).is_none_or(Value::is_null))
-        .cloned()
-        .collect()
 }
 
 async fn create(

@@ -2,6 +2,7 @@
 //! into exactly one ERPNext Customer (found by email or created) and Sales Order ([`worker`]).
 
 pub mod check;
+pub(crate) mod context;
 pub(crate) mod customer;
 pub mod model;
 pub mod money;

@@ -16,9 +16,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::customer::{map_fields, CustomerRef};
+use super::context::{map_fields, OrderContext};
+use super::customer::CustomerRef;
 use super::money::OrderMoney;
-use super::worker::OrderContext;
 use crate::model::{civil_from_days, days_from_civil};
 use crate::orders::model::ShopOrder;
 

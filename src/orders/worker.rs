@@ -4,60 +4,12 @@
 
 use serde_json::{json, Value};
 
+use super::context::{erp_failure, missing_fields};
+pub use super::context::{OrderContext, PlaceError, Placed};
 use super::money::{self, Decimal};
 use super::{customer, sales_order};
 use crate::erpnext::client::ErpError;
-use crate::erpnext::ErpClient;
-use crate::orders::model::{OrderSettings, ShopOrder};
-
-/// What the worker needs besides the order.
-#[derive(Clone)]
-pub struct OrderContext {
-    pub erp: ErpClient,
-    pub settings: OrderSettings,
-    /// The Sales Order field holding the shop's order id (`erpnext.order_id_field`, "po_no").
-    pub order_id_field: String,
-    /// An Item field holding the shop SKU (`erpnext.sku_field`); None: the SKU is the item code.
-    pub sku_field: Option<String>,
-}
-
-/// An order that is in ERPNext.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placed {
-    /// The Customer's document name.
-    pub customer: String,
-    /// The Sales Order's document name.
-    pub sales_order: String,
-    /// False when the Sales Order already existed (found by the shop order id).
-    pub created: bool,
-}
-
-/// Why an order could not be placed.
-#[derive(Debug, thiserror::Error)]
-pub enum PlaceError {
-    /// ERPNext is unreachable, answered 5xx or 429: try again later, the order stays owed.
-    #[error("ERPNext is unavailable")]
-    Unavailable(#[source] ErpError),
-    /// ERPNext or the relay refuses the order as it is (validation, unknown SKU, totals that
-    /// differ): a dead letter with this message until the data is fixed and it is retried.
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// What a failed ERPNext call means for the order: unreachable, 5xx, 429, a timeout, or a
-/// refusal of the relay's own credentials (401/403, fixed in the configuration, not in the
-/// order) keep it owed; a validation answer (400, 404, 409, 417...) refuses it, with ERPNext's
-/// decoded message.
-pub(crate) fn erp_failure(e: ErpError, doing: &str) -> PlaceError {
-    match &e {
-        ErpError::Status {
-            status: 400 | 404 | 409 | 413 | 417 | 422,
-            ..
-        } => PlaceError::Refused(format!("{doing}: {e}")),
-        ErpError::Setup(_) => PlaceError::Refused(format!("{doing}: {e}")),
-        _ => PlaceError::Unavailable(e),
-    }
-}
+use crate::orders::model::ShopOrder;
 
 /// A Sales Order already made for a shop order.
 #[derive(Debug, serde::Deserialize)]
@@ -117,11 +69,11 @@ pub async fn place(
             money.total
         ));
     }
-    let mut dropped = customer::missing_fields(&so.order_fields, &saved);
+    let mut dropped = missing_fields(&so.order_fields, &saved);
     let rows = saved["items"].as_array().cloned().unwrap_or_default();
     for (i, sent) in so.line_fields.iter().enumerate() {
         let row = rows.get(i).cloned().unwrap_or(Value::Null);
-        for f in customer::missing_fields(sent, &row) {
+        for f in missing_fields(sent, &row) {
             if !dropped.contains(&f) {
                 dropped.push(f);
             }
