@@ -1,6 +1,6 @@
 //! Health, readiness, Prometheus metrics, and the admin API (bearer `admin_token`): status,
 //! the outbox with its retry state, dead letters listed, retried and discarded, the channels,
-//! a SKU looked up. The admin web pages (`/admin/` and `/admin/ui/...`, signed in with a session
+//! a SKU looked up, shop orders looked up and dead ones retried. The admin web pages (`/admin/` and `/admin/ui/...`, signed in with a session
 //! cookie) are in [`page`].
 
 pub mod health;
@@ -13,8 +13,9 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use subtle::ConstantTimeEq;
 
 use crate::channels::ChannelError;
+use crate::model::now_ms;
 use crate::state::AppState;
-use crate::store::{OutboxKind, RetryState, StoreError, Target};
+use crate::store::{OrderRecord, OrderStatus, OutboxKind, RetryState, StoreError, Target};
 use crate::telemetry::error_chain;
 
 /// Why an admin request was refused.
@@ -26,6 +27,10 @@ pub enum AdminError {
     Unauthorized,
     #[error("no dead letter with id {0}")]
     NotFound(u64),
+    #[error("no order {0} was ever received")]
+    OrderNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Invalid(String),
     #[error("the store failed")]
@@ -39,7 +44,8 @@ impl ResponseError for AdminError {
         match self {
             Self::Disabled => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::OrderNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Store(e) | Self::Channels(ChannelError::Store(e)) => store_status(e),
             Self::Channels(ChannelError::Erp(_)) => StatusCode::BAD_GATEWAY,
@@ -98,6 +104,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.metrics.order_depths(state.store.order_depths());
     match state.metrics.prometheus(&state.store.depths()) {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -131,14 +138,13 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         "channels": state.channels.configured(),
         "channels_resolved": state.channels.current_map().map(|m| m.channels.clone()),
         "reconcile_watermark": watermark,
+        "orders": {"owed": state.store.order_depths().0, "dead": state.store.order_depths().1},
         "healthy": health.ok(),
         "erpnext": health.erpnext,
         "shop": health.shop,
         "queue_ages": health.queues,
         "dead_letters": health.dead_letters,
         "reconcile": health.reconcile,
-        // Orders from the shop are not received by this version.
-        "orders": serde_json::Value::Null,
     })))
 }
 
@@ -208,8 +214,99 @@ async fn dead_letters(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     authorize(&req, &state)?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"dead_letters": state.store.dead_letters().await?})))
+    let orders: Vec<serde_json::Value> = state
+        .store
+        .dead_orders()
+        .await?
+        .iter()
+        .map(order_view)
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "dead_letters": state.store.dead_letters().await?,
+        "orders": orders,
+    })))
+}
+
+/// An order as the admin API shows it. "placing" (an attempt under way) shows as "received":
+/// the order is still owed.
+fn order_view(r: &OrderRecord) -> serde_json::Value {
+    let status = match r.status {
+        OrderStatus::Received | OrderStatus::Placing => "received",
+        OrderStatus::Created => "created",
+        OrderStatus::Dead => "dead",
+    };
+    serde_json::json!({
+        "order_id": r.order_id,
+        "status": status,
+        "customer": r.customer,
+        "sales_order": r.sales_order,
+        "error": r.error,
+        "attempts": r.attempts,
+        "received_ms": r.received_ms,
+        "next_attempt_ms": r.status.is_owed().then_some(r.next_attempt_ms),
+    })
+}
+
+async fn get_order(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    let order_id = path.into_inner();
+    match state.store.order(&order_id).await? {
+        Some(record) => Ok(HttpResponse::Ok().json(order_view(&record))),
+        None => Err(AdminError::OrderNotFound(order_id)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct OrdersQuery {
+    status: Option<String>,
+}
+
+/// `GET /admin/orders?status=dead|received`: the dead orders, or those still owed.
+async fn list_orders(
+    req: HttpRequest,
+    query: web::Query<OrdersQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    let records = match query.status.as_deref() {
+        Some("dead") => state.store.dead_orders().await?,
+        Some("received") => state.store.owed_orders().await?,
+        other => {
+            return Err(AdminError::Invalid(format!(
+                "status must be `dead` or `received`, not {}",
+                other.map_or("nothing".to_owned(), |s| format!("`{s}`"))
+            )))
+        }
+    };
+    let orders: Vec<serde_json::Value> = records.iter().map(order_view).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": orders })))
+}
+
+/// `POST /admin/orders/{order_id}/retry`: a dead order is placed again (after the data that
+/// made ERPNext refuse it was fixed).
+async fn retry_order(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&req, &state)?;
+    let order_id = path.into_inner();
+    let Some(record) = state.store.retry_order(&order_id, now_ms()).await? else {
+        return Err(match state.store.order(&order_id).await? {
+            None => AdminError::OrderNotFound(order_id),
+            Some(r) => AdminError::Conflict(format!(
+                "order {order_id} is not dead (it is {}); only a dead order is retried",
+                order_view(&r)["status"].as_str().unwrap_or("?")
+            )),
+        });
+    };
+    state.store.durable().await?;
+    state.wake_orders.notify_one();
+    Ok(HttpResponse::Ok().json(order_view(&record)))
 }
 
 async fn retry_dead(
@@ -425,6 +522,12 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/channels", web::delete().to(delete_channels))
         .route("/admin/dead-letters/retry", web::post().to(retry_all_dead))
         .route("/admin/dead-letters", web::delete().to(discard_all_dead))
+        .route("/admin/orders", web::get().to(list_orders))
+        .route("/admin/orders/{order_id}", web::get().to(get_order))
+        .route(
+            "/admin/orders/{order_id}/retry",
+            web::post().to(retry_order),
+        )
         .route("/admin/dead-letters/{id}/retry", web::post().to(retry_dead))
         .route("/admin/dead-letters/{id}", web::delete().to(discard_dead))
         .route("/admin/skus/{sku}", web::get().to(sku))

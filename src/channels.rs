@@ -30,6 +30,10 @@ pub enum ChannelError {
 pub struct ChannelMap {
     pub channels: Vec<Channel>,
     pub warehouses: Vec<String>,
+    /// Per channel, the warehouse its shop orders are taken from: the channel's first
+    /// configured warehouse, or, when that is a group, the first of its leaves by name.
+    #[serde(default)]
+    pub order_warehouses: BTreeMap<String, String>,
 }
 
 /// One row of ERPNext's Warehouse tree.
@@ -96,9 +100,17 @@ impl ChannelMap {
             .iter()
             .flat_map(|c| c.warehouses.iter().cloned())
             .collect();
+        let order_warehouses = configured
+            .iter()
+            .filter_map(|c| {
+                let first = c.warehouses.first()?;
+                Some((c.name.clone(), leaves(first).into_iter().next()?))
+            })
+            .collect();
         Self {
             channels,
             warehouses: warehouses.into_iter().collect(),
+            order_warehouses,
         }
     }
 }
@@ -295,5 +307,10 @@ mod tests {
             ]
         );
         assert_eq!(map.warehouses.len(), 4);
+        // Orders take from the first configured warehouse, or the first leaf of a group.
+        let web = ch("web", &["Munich - ACME", "Berlin - ACME"]);
+        let map = ChannelMap::resolve(&[web, ch("all", &["All - ACME"])], &tree);
+        assert_eq!(map.order_warehouses["web"], "Munich - ACME");
+        assert_eq!(map.order_warehouses["all"], "Berlin A - ACME");
     }
 }

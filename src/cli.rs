@@ -84,13 +84,17 @@ pub async fn erpnext_setup(
     Ok(changed)
 }
 
-/// `shoprelay erpnext check`: prints one line per finding and a verdict. Returns true when
-/// everything is right.
+/// `shoprelay erpnext check`: prints one line per finding and a verdict (with the `[orders]`
+/// findings when the relay takes shop orders). Returns true when everything is right.
 pub async fn erpnext_check(settings: &Settings, out: &mut impl Write) -> Result<bool, CliError> {
     let url = public_url(settings)?;
     let erp = ErpClient::new(&settings.erpnext)?;
     let hooks = shipped().map_err(CliError::Shipped)?;
-    let findings = check(&erp, &hooks, url).await;
+    let mut findings = check(&erp, &hooks, url).await;
+    // The `[orders]` settings matter once the relay takes orders (a shop webhook secret is set).
+    if !settings.shop.webhook_secrets.is_empty() {
+        findings.extend(crate::orders::check::check(&erp, &settings.orders).await);
+    }
     for f in &findings {
         writeln!(out, "  {} {}", if f.ok { "ok  " } else { "FAIL" }, f.text)?;
     }

@@ -1,5 +1,6 @@
 //! Configuration: the TOML file (shoprelay.example.toml) plus `SHOPRELAY_*` environment overrides, validated once into typed settings.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -116,7 +117,9 @@ pub struct ShopSettings {
     pub token: Secret,
     /// Standard Webhooks secrets; every push is signed with each (several while rotating).
     pub signing_secrets: Vec<Secret>,
-    pub webhook_secret: Option<Secret>,
+    /// Verify orders the shop sends in (Standard Webhooks); several while rotating. Empty: the
+    /// order endpoint refuses every order.
+    pub webhook_secrets: Vec<Secret>,
     pub max_batch: usize,
     pub timeout_secs: u64,
     /// The delay before each attempt of a push, the first at once: a push is tried
@@ -136,6 +139,49 @@ pub struct Settings {
     pub erpnext: ErpnextSettings,
     pub shop: ShopSettings,
     pub channels: Vec<Channel>,
+    /// `[orders]`: how shop orders become Sales Orders.
+    pub orders: OrderSettings,
+    /// `[orders]`: how the order queue retries and how many customers it serves at once.
+    pub order_queue: OrderQueueSettings,
+}
+
+/// `[orders]` and `[orders.fields]`: how shop orders become Sales Orders.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OrderSettings {
+    /// The account of the "Actual" taxes row that carries shipping.
+    pub shipping_account: Option<String>,
+    /// Customer group for customers the relay creates (a leaf group).
+    pub customer_group: String,
+    /// Territory for customers the relay creates (a leaf territory).
+    pub territory: String,
+    /// Submit the Sales Order (true) or leave it as a draft (false).
+    pub submit: bool,
+    /// `delivery_date` = the UTC date of `placed_at` + this many days.
+    pub lead_time_days: u32,
+    /// Shop `fields` keys mapped to ERPNext fieldnames, per document.
+    pub fields: FieldMapping,
+}
+
+/// Which shop `fields` key goes into which ERPNext field.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FieldMapping {
+    /// Customer fields (from `customer.fields`).
+    pub customer: BTreeMap<String, String>,
+    /// Sales Order fields (from the order's `fields`).
+    pub order: BTreeMap<String, String>,
+    /// Sales Order Item fields (from each line's `fields`).
+    pub line: BTreeMap<String, String>,
+}
+
+/// The order queue's own settings (`[orders]` keys beside the Sales Order settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQueueSettings {
+    /// First retry delay while ERPNext is unavailable; doubles (with jitter) up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Orders placed at once, each for a different customer email (one customer's orders are
+    /// always placed one after another).
+    pub concurrency: usize,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,6 +195,34 @@ struct RawFile {
     shop: RawShop,
     #[serde(default)]
     channels: Vec<Channel>,
+    #[serde(default)]
+    orders: RawOrders,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOrders {
+    shipping_account: Option<String>,
+    customer_group: Option<String>,
+    territory: Option<String>,
+    submit: Option<bool>,
+    lead_time_days: Option<u32>,
+    retry_base_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+    concurrency: Option<usize>,
+    #[serde(default)]
+    fields: RawFieldMapping,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFieldMapping {
+    #[serde(default)]
+    customer: BTreeMap<String, String>,
+    #[serde(default)]
+    order: BTreeMap<String, String>,
+    #[serde(default)]
+    line: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -202,7 +276,7 @@ struct RawShop {
     base_url: Option<String>,
     token: Option<String>,
     signing_secret: Option<OneOrMany>,
-    webhook_secret: Option<String>,
+    webhook_secret: Option<OneOrMany>,
     max_batch: Option<usize>,
     timeout_secs: Option<u64>,
     retry_schedule_secs: Option<Vec<f64>>,
@@ -266,6 +340,19 @@ fn env_pairs(env: EnvOverrides) -> EnvOverrides {
         shop_signing_secret: keep(env.shop_signing_secret),
         shop_webhook_secret: keep(env.shop_webhook_secret),
     }
+}
+
+/// A secret that may be rotated: the environment's comma-separated list, else the file's one
+/// value or list; blank entries dropped.
+fn secret_list(env: Option<String>, file: Option<OneOrMany>) -> Vec<Secret> {
+    match env {
+        Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+        None => file.map(OneOrMany::into_vec).unwrap_or_default(),
+    }
+    .into_iter()
+    .filter(|s| !s.trim().is_empty())
+    .map(Secret)
+    .collect()
 }
 
 fn required_secret(
@@ -449,36 +536,169 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
     let shop = ShopSettings {
         base_url: url("shop.base_url", raw.shop.base_url)?,
         token: required_secret("shop.token", env.shop_token, raw.shop.token)?,
-        signing_secrets: match env.shop_signing_secret {
-            Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
-            None => raw
-                .shop
-                .signing_secret
-                .map(OneOrMany::into_vec)
-                .unwrap_or_default(),
-        }
-        .into_iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(Secret)
-        .collect(),
-        webhook_secret: env
-            .shop_webhook_secret
-            .or(raw.shop.webhook_secret)
-            .filter(|s| !s.is_empty())
-            .map(Secret),
+        signing_secrets: secret_list(env.shop_signing_secret, raw.shop.signing_secret),
+        webhook_secrets: secret_list(env.shop_webhook_secret, raw.shop.webhook_secret),
         max_batch: positive("shop.max_batch", raw.shop.max_batch.unwrap_or(100))?,
         timeout_secs: positive("shop.timeout_secs", raw.shop.timeout_secs.unwrap_or(15))?,
         retry_schedule,
     };
 
     validate_channels(&raw.channels)?;
+    let (orders, order_queue) = validate_orders(raw.orders, &erpnext.order_id_field)?;
 
     Ok(Settings {
         server,
         erpnext,
         shop,
         channels: raw.channels,
+        orders,
+        order_queue,
     })
+}
+
+/// A non-empty name (trimmed), or `default` when the key is absent.
+fn name_or(key: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    match value {
+        None => Ok(default.to_owned()),
+        Some(v) if v.trim().is_empty() => Err(invalid(key, "must not be empty")),
+        Some(v) => Ok(v.trim().to_owned()),
+    }
+}
+
+/// Sales Order fields the relay sets itself; a mapped shop field may not overwrite them.
+const RELAY_ORDER_FIELDS: [&str; 16] = [
+    "name",
+    "doctype",
+    "docstatus",
+    "customer",
+    "items",
+    "taxes",
+    "title",
+    "delivery_date",
+    "transaction_date",
+    "currency",
+    "discount_amount",
+    "apply_discount_on",
+    "ignore_pricing_rule",
+    "set_warehouse",
+    "company",
+    "po_no",
+];
+
+/// Fields of a customer, and of an order line, that the relay sets itself.
+const RELAY_CUSTOMER_FIELDS: [&str; 8] = [
+    "name",
+    "doctype",
+    "customer_name",
+    "customer_type",
+    "customer_group",
+    "territory",
+    "email_id",
+    "mobile_no",
+];
+const RELAY_LINE_FIELDS: [&str; 7] = [
+    "name",
+    "doctype",
+    "item_code",
+    "qty",
+    "rate",
+    "price_list_rate",
+    "warehouse",
+];
+
+/// One `[orders.fields]` table: shop keys to ERPNext fieldnames (lower-case letters, digits
+/// and `_`, starting with a letter, as Frappe names fields), none of them a field the relay
+/// sets itself.
+fn field_map(
+    table: &str,
+    map: BTreeMap<String, String>,
+    reserved: &[&str],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    let mut targets = std::collections::BTreeSet::new();
+    for (shop_key, fieldname) in map {
+        let key = format!("orders.fields.{table}.{shop_key}");
+        if shop_key.trim().is_empty() {
+            return Err(invalid(
+                format!("orders.fields.{table}"),
+                "has an empty shop key",
+            ));
+        }
+        let fieldname = fieldname.trim().to_owned();
+        let well_formed = fieldname.starts_with(|c: char| c.is_ascii_lowercase())
+            && fieldname
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !well_formed {
+            return Err(invalid(
+                key,
+                format!(
+                    "`{fieldname}` is not an ERPNext fieldname (lower-case letters, digits and _)"
+                ),
+            ));
+        }
+        if reserved.contains(&fieldname.as_str()) {
+            return Err(invalid(
+                key,
+                format!("`{fieldname}` is set by the relay itself; map the shop field to a custom field"),
+            ));
+        }
+        if !targets.insert(fieldname.clone()) {
+            return Err(invalid(
+                key,
+                format!("`{fieldname}` is the target of two shop fields"),
+            ));
+        }
+        out.insert(shop_key, fieldname);
+    }
+    Ok(out)
+}
+
+fn validate_orders(
+    raw: RawOrders,
+    order_id_field: &str,
+) -> Result<(OrderSettings, OrderQueueSettings), ConfigError> {
+    let shipping_account = match raw.shipping_account {
+        Some(a) if a.trim().is_empty() => {
+            return Err(invalid("orders.shipping_account", "must not be empty"))
+        }
+        other => other.map(|a| a.trim().to_owned()),
+    };
+    let lead_time_days = raw.lead_time_days.unwrap_or(3);
+    if lead_time_days > 3650 {
+        return Err(invalid(
+            "orders.lead_time_days",
+            "must be a number of days from 0 to 3650",
+        ));
+    }
+    let mut order_reserved: Vec<&str> = RELAY_ORDER_FIELDS.to_vec();
+    order_reserved.push(order_id_field);
+    let settings = OrderSettings {
+        shipping_account,
+        customer_group: name_or("orders.customer_group", raw.customer_group, "Individual")?,
+        territory: name_or("orders.territory", raw.territory, "Rest Of The World")?,
+        submit: raw.submit.unwrap_or(true),
+        lead_time_days,
+        fields: FieldMapping {
+            customer: field_map("customer", raw.fields.customer, &RELAY_CUSTOMER_FIELDS)?,
+            order: field_map("order", raw.fields.order, &order_reserved)?,
+            line: field_map("line", raw.fields.line, &RELAY_LINE_FIELDS)?,
+        },
+    };
+    let retry_base_ms = positive("orders.retry_base_ms", raw.retry_base_ms.unwrap_or(1_000))?;
+    let retry_max_ms = positive("orders.retry_max_ms", raw.retry_max_ms.unwrap_or(300_000))?;
+    if retry_max_ms < retry_base_ms {
+        return Err(invalid(
+            "orders.retry_max_ms",
+            "must not be smaller than orders.retry_base_ms",
+        ));
+    }
+    let queue = OrderQueueSettings {
+        retry_base_ms,
+        retry_max_ms,
+        concurrency: positive("orders.concurrency", raw.concurrency.unwrap_or(4))?,
+    };
+    Ok((settings, queue))
 }
 
 #[cfg(test)]
@@ -583,6 +803,62 @@ warehouses = ["Stores - ACME"]
         let env =
             Settings::from_toml(GOOD, &[("shop_signing_secret", "whsec_x,whsec_y")]).expect("env");
         assert_eq!(env.shop.signing_secrets.len(), 2);
+    }
+
+    #[test]
+    fn orders_are_configured_and_checked() {
+        let s = Settings::from_toml(GOOD, &[]).expect("defaults");
+        assert_eq!(s.orders.customer_group, "Individual");
+        assert!(s.orders.submit);
+        assert_eq!(s.orders.lead_time_days, 3);
+        assert_eq!(s.order_queue.concurrency, 4);
+        assert!(s.shop.webhook_secrets.is_empty());
+        let text = format!(
+            "{GOOD}\n[orders]\nshipping_account = \"Freight - ACME\"\nsubmit = false\nlead_time_days = 0\n\
+             [orders.fields]\ncustomer = {{ loyalty_tier = \"shop_loyalty_tier\" }}\n\
+             line = {{ assembly_required = \"shop_assembly_required\" }}\n"
+        );
+        let s = Settings::from_toml(&text, &[("shop_webhook_secret", "whsec_a,whsec_b")])
+            .expect("orders");
+        assert_eq!(s.orders.shipping_account.as_deref(), Some("Freight - ACME"));
+        assert!(!s.orders.submit);
+        assert_eq!(
+            s.orders.fields.customer["loyalty_tier"],
+            "shop_loyalty_tier"
+        );
+        assert_eq!(
+            s.orders.fields.line["assembly_required"],
+            "shop_assembly_required"
+        );
+        assert_eq!(
+            s.shop.webhook_secrets.len(),
+            2,
+            "rotation from the environment"
+        );
+        for (orders, key) in [
+            ("customer_group = \" \"", "orders.customer_group"),
+            ("lead_time_days = 9999", "orders.lead_time_days"),
+            ("retry_base_ms = 0", "orders.retry_base_ms"),
+            ("concurrency = 0", "orders.concurrency"),
+            (
+                "[orders.fields]\norder = { note = \"Shop Note\" }",
+                "orders.fields.order.note",
+            ),
+            (
+                "[orders.fields]\norder = { id = \"po_no\" }",
+                "orders.fields.order.id",
+            ),
+            (
+                "[orders.fields]\nline = { a = \"x_flag\", b = \"x_flag\" }",
+                "orders.fields.line",
+            ),
+            ("colour = \"red\"", "colour"),
+        ] {
+            let err = Settings::from_toml(&format!("{GOOD}\n[orders]\n{orders}\n"), &[])
+                .expect_err(key)
+                .to_string();
+            assert!(err.contains(key), "{err} should name {key}");
+        }
     }
 
     #[test]

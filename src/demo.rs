@@ -1,11 +1,15 @@
 //! `shoprelay demo`: a simulated ERPNext and shop on loopback with the real relay between them,
-//! playing a short scenario and saying in plain words what the shop receives and why.
+//! playing a short scenario (stock, a shipment with tracking, a shop order that becomes a Sales
+//! Order) and saying in plain words what the shop receives and why.
 
 use std::time::{Duration, Instant};
 
 use crate::config::Settings;
-use crate::startup::{Application, Workers};
-use crate::testkit::{relay_toml, Delivery, ErpEmulator, ShopMock, WEBHOOK_SECRET};
+use crate::inbound::signature::standard_signature;
+use crate::startup::{Application, Relay, Workers};
+use crate::testkit::{
+    relay_toml, with_orders, Delivery, ErpEmulator, ShopMock, SHOP_ORDER_SECRET, WEBHOOK_SECRET,
+};
 
 type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -93,6 +97,49 @@ impl Demo {
     }
 }
 
+/// Sends `order` to the relay as the shop would: signed with the shop's order secret.
+async fn send_order(
+    port: u16,
+    webhook_id: &str,
+    order: &serde_json::Value,
+) -> DemoResult<(u16, serde_json::Value)> {
+    let body = serde_json::to_vec(order)?;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhooks/shop/orders"))
+        .header("content-type", "application/json")
+        .header("webhook-id", webhook_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header(
+            "webhook-signature",
+            standard_signature(SHOP_ORDER_SECRET, webhook_id, ts, &body),
+        )
+        .body(body)
+        .send()
+        .await?;
+    Ok((answer.status().as_u16(), answer.json().await?))
+}
+
+/// Waits until the relay has placed `order_id`; its Customer and Sales Order.
+async fn placed(relay: &Relay, order_id: &str) -> DemoResult<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let record = relay.store.order(order_id).await?;
+        if let Some(r) = &record {
+            if let (Some(c), Some(so)) = (&r.customer, &r.sales_order) {
+                return Ok((c.clone(), so.clone()));
+            }
+        }
+        if Instant::now() > deadline {
+            let why = record.and_then(|r| r.error).unwrap_or_default();
+            return Err(format!("order {order_id} was not placed: {why}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn step(title: &str, why: &str) {
     println!("\n== {title}");
     for line in why.lines() {
@@ -105,8 +152,10 @@ pub async fn run() -> DemoResult<()> {
     let erp = ErpEmulator::start(WEBHOOK_SECRET).await?;
     let shop = ShopMock::start().await?;
     let dir = std::env::temp_dir().join(format!("shoprelay-demo-{}", std::process::id()));
-    let settings = Settings::from_toml(&relay_toml(&erp.url(), &shop.base_url(), &dir), &[])?;
+    let toml = with_orders(&relay_toml(&erp.url(), &shop.base_url(), &dir), &[]);
+    let settings = Settings::from_toml(&toml, &[])?;
     let app = Application::build(settings, Workers::Background).await?;
+    let relay = app.relay();
     let port = app.port();
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
@@ -248,6 +297,49 @@ pub async fn run() -> DemoResult<()> {
     .await?;
     demo.wait_for_levels(&[("web", "CHAIR", 21), ("marketplace", "CHAIR", 14)])
         .await?;
+
+    step(
+        "10. The shop sends order SHOP-2001: 2 chairs for a new customer, Ada Lovelace",
+        "Signed with Standard Webhooks, stored and flushed before the relay answers 202. The relay\n\
+         looks the customer up by email, creates her (with contact and address), and creates one\n\
+         submitted Sales Order with po_no SHOP-2001, taking the chairs from the web channel's first\n\
+         warehouse. The reservation this causes reaches the shop through the stock path.",
+    );
+    demo.erp.add_item("CHAIR", Some(19.9), &[]);
+    let order = serde_json::json!({
+        "order_id": "SHOP-2001", "channel": "web", "placed_at": "2026-11-26T09:30:00Z",
+        "currency": "USD",
+        "customer": {"email": "Ada.Lovelace@example.com", "first_name": "Ada",
+                     "last_name": "Lovelace", "phone": "+44 20 7946 0000"},
+        "shipping_address": {"line1": "12 St James's Square", "city": "London",
+                             "postcode": "SW1Y 4JH", "country": "GB"},
+        "lines": [{"sku": "CHAIR", "qty": 2, "unit_price": 19.9}],
+        "shipping": {"method": "Royal Mail", "amount": 4.9},
+        "total": 44.7
+    });
+    let (status, answer) = send_order(port, "msg_shop_2001", &order).await?;
+    println!(
+        "  shop -> relay     POST /webhooks/shop/orders SHOP-2001  answered {status} {answer}"
+    );
+    let (customer, so) = placed(&relay, "SHOP-2001").await?;
+    let doc = demo.erp.doc("Sales Order", &so).unwrap_or_default();
+    println!(
+        "  relay -> ERPNext  Customer {customer:?}, Sales Order {so} ({}, grand total {} {})",
+        doc["status"].as_str().unwrap_or("?"),
+        doc["grand_total"],
+        doc["currency"].as_str().unwrap_or("?")
+    );
+    let bin = demo.erp.bin("CHAIR", STORES).unwrap_or_default();
+    println!(
+        "  ERPNext           Bin CHAIR in {STORES}: actual {} reserved {}",
+        bin["actual_qty"], bin["reserved_qty"]
+    );
+    let ds = demo.erp.take_order_deliveries();
+    demo.send(&ds).await?;
+    demo.wait_for_levels(&[("web", "CHAIR", 19), ("marketplace", "CHAIR", 12)])
+        .await?;
+    let (status, answer) = send_order(port, "msg_shop_2001_again", &order).await?;
+    println!("  shop -> relay     the same order under a new webhook-id  answered {status} {answer}: no second Sales Order");
 
     println!("\nThe shop now shows: {:?}", demo.shop.levels());
     for ((order, shipment), body) in demo.shop.shipments() {

@@ -22,15 +22,17 @@
 //!   saved in the store, resolved against ERPNext's Warehouse tree.
 //! - [`metrics`]: counters of what the relay did, and their Prometheus text.
 //! - [`state`]: what the HTTP handlers share ([`state::AppState`]).
-//! - [`inbound`]: signature checks and `POST /webhooks/erpnext` → the inbox.
+//! - [`inbound`]: signature checks, `POST /webhooks/erpnext` → the inbox, and
+//!   `POST /webhooks/shop/orders` → the order records.
 //! - [`availability`] and [`shipments`]: pure: Bin rows to sellable levels; a Delivery Note to
 //!   the shop's shipments.
 //! - [`processor`]: inbox events → dirty items and documents → read back → levels and
 //!   shipments in the outbox.
 //! - [`shop`]: the shop client, the retry policy, the push agent (outbox → shop), the contract
 //!   check.
-//! - [`orders`]: shop orders into ERPNext: the order model, the pure money rules, and the
-//!   worker that finds or creates the Customer and creates one Sales Order per shop order.
+//! - [`orders`]: shop orders into ERPNext: the order model and its checks, the pure money rules,
+//!   the queue that places owed orders one customer at a time, and the worker that finds or
+//!   creates the Customer and creates one Sales Order per shop order.
 //! - [`monitor`]: what the running relay knows about itself for the admin: since when each
 //!   queue waits, the reconcile passes.
 //! - [`admin`]: health, metrics, the admin API, and the admin pages (`/admin/`, signed in with

@@ -22,6 +22,40 @@ pub(crate) enum Rejection {
     Internal,
 }
 
+/// How an attempt to place a shop order ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderOutcome {
+    /// A Sales Order was created.
+    Created,
+    /// The Sales Order already existed (found by the shop order id): nothing was created.
+    Existing,
+    /// ERPNext was unavailable: the order stays owed.
+    Retry,
+    /// Refused: the order is dead until retried.
+    Dead,
+}
+
+impl OrderOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Existing => "existing",
+            Self::Retry => "retry",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// What became of a shop order delivery, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrderDelivery {
+    Accepted,
+    Duplicate,
+    RefusedSignature,
+    RefusedInvalid,
+    RefusedOther,
+}
+
 /// What the relay did since it started, as Prometheus metrics (the `prometheus` crate, in a
 /// registry owned by the application, not the crate's global one), plus the times of the last
 /// webhook and the last push for the status page.
@@ -45,6 +79,10 @@ pub struct Metrics {
     push_seconds: HistogramVec,
     last_event_ms: AtomicU64,
     last_push_ms: AtomicU64,
+    orders_received: IntCounter,
+    orders_duplicate: IntCounter,
+    orders_refused: IntCounterVec,
+    orders_total: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -136,7 +174,38 @@ impl Metrics {
         for kind in ["levels", "shipment"] {
             push_seconds.with_label_values(&[kind]);
         }
+        let orders_refused = IntCounterVec::new(
+            Opts::new(
+                "shoprelay_orders_refused_total",
+                "Shop order deliveries refused, by reason (nothing stored).",
+            ),
+            &["reason"],
+        )?;
+        r.register(Box::new(orders_refused.clone()))?;
+        for reason in ["signature", "invalid", "other"] {
+            orders_refused.with_label_values(&[reason]);
+        }
+        let orders_total = IntCounterVec::new(
+            Opts::new(
+                "shoprelay_orders_total",
+                "Attempts to place a shop order in ERPNext, by outcome (created; existing: found by the order id; retry: ERPNext unavailable; dead: refused).",
+            ),
+            &["outcome"],
+        )?;
+        r.register(Box::new(orders_total.clone()))?;
+        for o in [
+            OrderOutcome::Created,
+            OrderOutcome::Existing,
+            OrderOutcome::Retry,
+            OrderOutcome::Dead,
+        ] {
+            orders_total.with_label_values(&[o.label()]);
+        }
         Ok(Self {
+            orders_received: counter(&r, "shoprelay_orders_received_total", "Shop orders stored (new).")?,
+            orders_duplicate: counter(&r, "shoprelay_orders_duplicate_total", "Shop order deliveries answered as duplicates (same webhook-id or order_id).")?,
+            orders_refused,
+            orders_total,
             accepted: counter(&r, "shoprelay_webhooks_accepted_total", "ERPNext deliveries stored.")?,
             duplicates: counter(&r, "shoprelay_webhooks_duplicate_total", "Repeated deliveries answered without effect.")?,
             rejected,
@@ -159,6 +228,34 @@ impl Metrics {
         })
     }
 
+    /// A shop order delivery answered.
+    pub(crate) fn order_delivery(&self, d: OrderDelivery) {
+        match d {
+            OrderDelivery::Accepted => self.orders_received.inc(),
+            OrderDelivery::Duplicate => self.orders_duplicate.inc(),
+            OrderDelivery::RefusedSignature => {
+                self.orders_refused.with_label_values(&["signature"]).inc()
+            }
+            OrderDelivery::RefusedInvalid => {
+                self.orders_refused.with_label_values(&["invalid"]).inc()
+            }
+            OrderDelivery::RefusedOther => self.orders_refused.with_label_values(&["other"]).inc(),
+        }
+    }
+    /// An attempt to place a shop order ended.
+    pub(crate) fn order_outcome(&self, outcome: OrderOutcome) {
+        self.orders_total
+            .with_label_values(&[outcome.label()])
+            .inc();
+    }
+    /// Shop orders owed to ERPNext and dead, as queue depths.
+    pub(crate) fn order_depths(&self, (owed, dead): (usize, usize)) {
+        for (q, v) in [("orders_owed", owed), ("orders_dead", dead)] {
+            self.queue_depth
+                .with_label_values(&[q])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+    }
     /// A webhook stored (new).
     pub(crate) fn webhook_accepted(&self) {
         self.last_event_ms.store(now_ms(), Ordering::Relaxed);

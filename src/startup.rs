@@ -1,5 +1,6 @@
 //! Builds the application: opens the store, binds the listener (port 0 works, for tests),
-//! wires the HTTP routes, and runs the processing and push loops until the server stops.
+//! wires the HTTP routes, and runs the processing, push, reconcile and order loops until the
+//! server stops.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use crate::erpnext::reconcile::{PassReport, Progress, ReconcileError, Reconciler
 use crate::erpnext::{ErpClient, ErpError};
 pub use crate::metrics::Metrics;
 use crate::monitor::Monitor;
+use crate::orders::queue::OrderQueue;
+use crate::orders::worker::OrderContext;
 use crate::processor::{Processor, ProcessorSettings};
 use crate::shop::retry::backoff;
 use crate::shop::{PushAgent, ShopClient, ShopError};
@@ -57,8 +60,10 @@ pub struct Relay {
     pub channels: Arc<Channels>,
     pub monitor: Arc<Monitor>,
     erp: ErpClient,
+    pub orders: Arc<OrderQueue>,
     wake_processor: Arc<Notify>,
     wake_pusher: Arc<Notify>,
+    wake_orders: Arc<Notify>,
     reconcile: Arc<ReconcileTrigger>,
 }
 
@@ -102,6 +107,18 @@ impl Relay {
             channels.clone(),
             metrics.clone(),
         );
+        let orders = OrderQueue::new(
+            store.clone(),
+            OrderContext {
+                erp: erp.clone(),
+                settings: settings.orders.clone(),
+                order_id_field: settings.erpnext.order_id_field.clone(),
+                sku_field: settings.erpnext.sku_field.clone(),
+            },
+            channels.clone(),
+            metrics.clone(),
+            settings.order_queue.clone(),
+        );
         let reconciler = Reconciler::new(
             erp.clone(),
             store.clone(),
@@ -118,8 +135,10 @@ impl Relay {
             channels,
             monitor: Arc::new(Monitor::default()),
             erp,
+            orders: Arc::new(orders),
             wake_processor: Arc::new(Notify::new()),
             wake_pusher: Arc::new(Notify::new()),
+            wake_orders: Arc::new(Notify::new()),
             reconcile: Arc::new(ReconcileTrigger::default()),
         })
     }
@@ -190,6 +209,7 @@ impl Application {
             channels: relay.channels.clone(),
             monitor: relay.monitor.clone(),
             erp: relay.erp.clone(),
+            wake_orders: relay.wake_orders.clone(),
         });
         let addr = settings.server.listen;
         let listener =
@@ -203,6 +223,10 @@ impl Application {
                 .route(
                     "/webhooks/erpnext",
                     web::post().to(crate::inbound::erpnext::receive),
+                )
+                .route(
+                    "/webhooks/shop/orders",
+                    web::post().to(crate::inbound::shop::receive),
                 )
                 .configure(crate::admin::routes)
         })
@@ -249,6 +273,7 @@ impl Application {
                 tokio::spawn(processing_loop(self.relay.clone())),
                 tokio::spawn(push_loop(self.relay.clone())),
                 tokio::spawn(reconcile_loop(self.relay.clone(), self.reconcile_every)),
+                tokio::spawn(order_loop(self.relay.clone())),
             ],
             Workers::Manual => Vec::new(),
         };
@@ -267,6 +292,16 @@ impl Application {
 }
 
 const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// How long a loop waits after its `failures`-th failure in a row.
+fn failure_delay(failures: u32) -> Duration {
+    backoff(
+        failures,
+        Duration::from_millis(200),
+        Duration::from_secs(30),
+        fastrand::f64(),
+    )
+}
 
 async fn processing_loop(relay: Relay) {
     let mut failures = 0u32;
@@ -289,12 +324,7 @@ async fn processing_loop(relay: Relay) {
             Err(e) => {
                 failures += 1;
                 relay.metrics.processor_error();
-                let delay = backoff(
-                    failures,
-                    Duration::from_millis(200),
-                    Duration::from_secs(30),
-                    fastrand::f64(),
-                );
+                let delay = failure_delay(failures);
                 tracing::warn!(error = %error_chain(&e), retry_in_ms = delay.as_millis() as u64, "processing failed; the dirty items stay queued");
                 tokio::time::sleep(delay).await;
             }
@@ -328,6 +358,46 @@ async fn reconcile_loop(relay: Relay, every: Option<Duration>) {
             None => relay.reconcile.requested().await,
         }
         run = true;
+    }
+}
+
+/// How long webhook ids of shop orders are remembered (orders themselves are never forgotten,
+/// so a later repeat is still a duplicate by its order id).
+const ORDER_HOOKS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Places owed orders: steps at once while a step placed something, else waits for a new
+/// order, an admin retry, or the next order due.
+async fn order_loop(relay: Relay) {
+    let mut failures = 0u32;
+    let mut pruned_at: Option<tokio::time::Instant> = None;
+    loop {
+        if pruned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+            let before = crate::model::now_ms().saturating_sub(ORDER_HOOKS_KEPT.as_millis() as u64);
+            if let Err(e) = relay.store.prune_order_hooks(before).await {
+                tracing::warn!(error = %error_chain(&e), "pruning old order webhook ids failed");
+            }
+            pruned_at = Some(tokio::time::Instant::now());
+        }
+        match relay.orders.step().await {
+            Ok(report) if !report.is_idle() => failures = 0,
+            Ok(report) => {
+                failures = 0;
+                let now = crate::model::now_ms();
+                let wait = report.next_due_ms.map_or(IDLE_POLL, |due| {
+                    Duration::from_millis(due.saturating_sub(now)).min(IDLE_POLL)
+                });
+                tokio::select! {
+                    _ = relay.wake_orders.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                let delay = failure_delay(failures);
+                tracing::error!(error = %error_chain(&e), retry_in_ms = delay.as_millis() as u64, "order step failed; the orders stay owed");
+                tokio::time::sleep(delay).await;
+            }
+        }
     }
 }
 

@@ -27,6 +27,8 @@ pub struct AppState {
     pub(crate) monitor: Arc<Monitor>,
     /// ERPNext, for the admin's probes and look-ups.
     pub(crate) erp: ErpClient,
+    /// Wakes the order loop (a new order, an admin retry).
+    pub(crate) wake_orders: Arc<Notify>,
 }
 
 /// Asks the reconcile loop for a pass now (the admin API), optionally a full one.

@@ -387,3 +387,76 @@ async fn the_retry_schedule_survives_a_restart_mid_backoff_and_ends_in_a_dead_le
     relay.child.kill().expect("kill");
     let _ = relay.child.wait();
 }
+
+/// Killed (SIGKILL) after ERPNext created the Sales Order but before the relay heard back, the
+/// relay places the order again when it restarts, finds that Sales Order by the shop order id,
+/// and records it: exactly one Sales Order.
+#[tokio::test]
+async fn sigkill_between_the_sales_order_create_and_its_record_gives_one_sales_order() {
+    use common::orders::{
+        admin_order, post_order, sales_orders_of, with_orders, HoldingProxy, CHAIR,
+    };
+    let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+    erp.save_item(CHAIR, &[]).expect("item");
+    erp.stock_move(CHAIR, STORES, 10.0).expect("stock");
+    let shop = ShopMock::start().await.expect("shop");
+    let proxy = HoldingProxy::start(&erp.url());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("shoprelay.toml");
+    let toml = relay_toml(&proxy.url, &shop.base_url(), &dir.path().join("data"));
+    std::fs::write(&config, with_orders(toml)).expect("config");
+    let log = dir.path().join("relay.log");
+    let mut relay = spawn(&config, &log);
+    let url = format!("http://127.0.0.1:{}", relay.port);
+    let (status, answer) = post_order(
+        &url,
+        "msg_crash",
+        &common::orders::order("CRASH-1", "crash@example.com"),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let held = proxy.held.clone();
+    wait_until(
+        "ERPNext to create the Sales Order (its answer held back)",
+        || held.load(std::sync::atomic::Ordering::SeqCst),
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    )
+    .await;
+    relay.child.kill().expect("SIGKILL");
+    relay.child.wait().expect("wait");
+    assert_eq!(
+        sales_orders_of(&erp.url(), "CRASH-1").await.len(),
+        1,
+        "made before the kill"
+    );
+    proxy.hold.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut relay = spawn(&config, &log);
+    let url = format!("http://127.0.0.1:{}", relay.port);
+    common::wait_until_async("the order recorded after the restart", || async {
+        admin_order(&url, "CRASH-1").await["status"] == "created"
+    })
+    .await;
+    let found = sales_orders_of(&erp.url(), "CRASH-1").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        admin_order(&url, "CRASH-1").await["sales_order"],
+        found[0]["name"]
+    );
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("shoprelay_orders_total{outcome=\"existing\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("shoprelay_orders_total{outcome=\"created\"} 0\n"),
+        "{metrics}"
+    );
+    relay.child.kill().expect("kill");
+    let _ = relay.child.wait();
+    proxy.handle.stop(false).await;
+}

@@ -347,6 +347,8 @@ async fn status_page(
                 "reconcile": h.reconcile,
                 "last_pass_ago": h.reconcile.last.as_ref().map(|l| age(now.saturating_sub(l.finished_ms))),
                 "checked": utc(now),
+                "orders_owed": state.store.order_depths().0,
+                "orders_dead": state.store.order_depths().1,
             },
         }),
     )

@@ -1,6 +1,8 @@
-//! Inbound webhooks: verify, parse, store durably, answer. One file per sender.
+//! Inbound webhooks: verify, parse, store durably, answer. One file per sender: ERPNext's
+//! Webhook documents, and the shop's orders.
 
 pub mod erpnext;
+pub mod shop;
 pub mod signature;
 
 use actix_web::http::StatusCode;
@@ -8,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 
 use crate::metrics::Rejection;
+use crate::orders::validate::Problem;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
 
@@ -18,6 +21,17 @@ use crate::telemetry::error_chain;
 pub enum InboundError {
     #[error(transparent)]
     Signature(#[from] signature::SignatureError),
+    #[error(transparent)]
+    Standard(#[from] signature::StandardError),
+    #[error("the relay takes no orders: shop.webhook_secret (or SHOPRELAY_SHOP_WEBHOOK_SECRET) is not set, so no order can be verified")]
+    OrdersDisabled,
+    #[error("the order is not valid: {}", .0.iter().map(|p| if p.field.is_empty() { p.problem.clone() } else { format!("{} {}", p.field, p.problem) }).collect::<Vec<_>>().join("; "))]
+    InvalidOrder(Vec<Problem>),
+    #[error("webhook-id {webhook_id} delivered order {order_id} before; every new order needs a new webhook-id")]
+    WebhookIdReused {
+        webhook_id: String,
+        order_id: String,
+    },
     #[error("the body is larger than the limit of {limit} bytes (server.max_body_bytes)")]
     TooLarge { limit: usize },
     #[error("the body is not valid JSON")]
@@ -37,7 +51,10 @@ pub enum InboundError {
 impl InboundError {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
-            Self::Signature(_) => "invalid_signature",
+            Self::Signature(_) | Self::Standard(_) => "invalid_signature",
+            Self::OrdersDisabled => "orders_disabled",
+            Self::InvalidOrder(_) => "invalid_order",
+            Self::WebhookIdReused { .. } => "webhook_id_reused",
             Self::TooLarge { .. } => "payload_too_large",
             Self::Malformed(_) | Self::Read(_) => "malformed_body",
             Self::Unprocessable(_) => "unknown_event",
@@ -49,7 +66,9 @@ impl InboundError {
     /// How the refusal is counted in the metrics.
     pub(crate) fn rejection(&self) -> Rejection {
         match self {
-            Self::Signature(_) => Rejection::Signature,
+            Self::Signature(_) | Self::Standard(_) => Rejection::Signature,
+            Self::InvalidOrder(_) | Self::WebhookIdReused { .. } => Rejection::Malformed,
+            Self::OrdersDisabled => Rejection::Storage,
             Self::TooLarge { .. } => Rejection::TooLarge,
             Self::Malformed(_) | Self::Read(_) => Rejection::Malformed,
             Self::Unprocessable(_) => Rejection::UnknownEvent,
@@ -62,7 +81,10 @@ impl InboundError {
 impl ResponseError for InboundError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::Signature(_) | Self::Standard(_) => StatusCode::UNAUTHORIZED,
+            Self::OrdersDisabled => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidOrder(_) => StatusCode::BAD_REQUEST,
+            Self::WebhookIdReused { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Malformed(_) | Self::Read(_) => StatusCode::BAD_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -72,10 +94,14 @@ impl ResponseError for InboundError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(serde_json::json!({
+        let mut body = serde_json::json!({
             "error": self.kind(),
             "message": error_chain(self),
-        }))
+        });
+        if let Self::InvalidOrder(problems) = self {
+            body["problems"] = serde_json::json!(problems);
+        }
+        HttpResponse::build(self.status_code()).json(body)
     }
 }
 

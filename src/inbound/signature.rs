@@ -1,7 +1,7 @@
 //! Signatures: Frappe's `X-Frappe-Webhook-Signature` (base64 HMAC-SHA256 of the raw body) and
 //! Standard Webhooks (`v1,` base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`). Constant time.
 
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -76,11 +76,13 @@ pub fn verify_frappe(
     }
 }
 
-/// The key bytes of a Standard Webhooks secret: `whsec_` + base64, or the raw bytes otherwise.
+/// The key bytes of a Standard Webhooks secret: `whsec_` + base64 (with or without `=`
+/// padding, as the official libraries accept it), or the raw bytes otherwise.
 pub fn standard_key(secret: &str) -> Vec<u8> {
     match secret.strip_prefix("whsec_") {
         Some(b64) => STANDARD
             .decode(b64)
+            .or_else(|_| STANDARD_NO_PAD.decode(b64.trim_end_matches('=')))
             .unwrap_or_else(|_| secret.as_bytes().to_vec()),
         None => secret.as_bytes().to_vec(),
     }
@@ -197,6 +199,17 @@ mod tests {
         assert_eq!(
             verify_frappe(&secrets, Some(b"YWJj"), body),
             Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn an_unpadded_secret_is_the_same_key_as_a_padded_one() {
+        // 31 bytes: base64 ends in `==`, which some secret generators leave out.
+        let padded = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZQ==";
+        assert_eq!(standard_key(padded).len(), 31);
+        assert_eq!(
+            standard_key(padded),
+            standard_key(padded.trim_end_matches('='))
         );
     }
 

@@ -1,8 +1,6 @@
 //! A shop order as the shop sends it to `POST /webhooks/shop/orders` (the `ShopOrder` schema of
 //! the shop contract), and the order settings (`[orders]` in the configuration).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -86,30 +84,5 @@ pub struct Shipping {
     pub amount: f64,
 }
 
-/// `[orders]` and `[orders.fields]` of the configuration.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct OrderSettings {
-    /// The account of the "Actual" taxes row that carries shipping.
-    pub shipping_account: Option<String>,
-    /// Customer group for customers the relay creates (a leaf group).
-    pub customer_group: String,
-    /// Territory for customers the relay creates (a leaf territory).
-    pub territory: String,
-    /// Submit the Sales Order (true) or leave it as a draft (false).
-    pub submit: bool,
-    /// `delivery_date` = the UTC date of `placed_at` + this many days.
-    pub lead_time_days: u32,
-    /// Shop `fields` keys mapped to ERPNext fieldnames, per document.
-    pub fields: FieldMapping,
-}
-
-/// Which shop `fields` key goes into which ERPNext field.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct FieldMapping {
-    /// Customer fields (from `customer.fields`).
-    pub customer: BTreeMap<String, String>,
-    /// Sales Order fields (from the order's `fields`).
-    pub order: BTreeMap<String, String>,
-    /// Sales Order Item fields (from each line's `fields`).
-    pub line: BTreeMap<String, String>,
-}
+/// `[orders]` and `[orders.fields]` of the configuration, defined with the rest of it.
+pub use crate::config::{FieldMapping, OrderSettings};

@@ -2,7 +2,8 @@
 //! cheap-to-clone [`Store`] handle, never a concrete database type: [`Inbox`] (deliveries and
 //! their dedup), [`DirtyWork`] (items and documents to read back), [`ReadBack`] (rows and
 //! fields read back from ERPNext), [`Outbox`] (one generic coalescing outbox with its retry
-//! state, for levels and shipments), [`DeadLetters`], [`Meta`] and [`Durability`] (flushes,
+//! state, for levels and shipments), [`DeadLetters`], [`Meta`], [`OrderBook`] (shop orders and
+//! their fate) and [`Durability`] (flushes,
 //! queue depths, the health probe). The methods return futures, so a backend on a database
 //! server can implement them; [`sled_backend`] (the only module that touches sled) is the one backend
 //! today, and `tests/store_contract.rs` is the suite every backend must pass.
@@ -13,6 +14,7 @@ mod dedup;
 mod dirty;
 mod inbox;
 mod meta;
+mod orders;
 mod outbox;
 mod readback;
 pub mod sled_backend;
@@ -27,6 +29,7 @@ pub use dead::{DeadLetter, DeadLetters, DeadTarget};
 pub use dirty::DirtyWork;
 pub use inbox::{Inbox, Ingested};
 pub use meta::Meta;
+pub use orders::{OrderBook, OrderReceipt, OrderRecord, OrderStatus};
 pub use outbox::{Outbox, OutboxKind, Pending, Queued, RetryState, Target};
 pub use readback::{FieldCache, ReadBack};
 
@@ -88,9 +91,15 @@ pub trait Durability: Send + Sync {
 }
 
 /// Every role: what a backend implements.
-pub trait Backend: Inbox + DirtyWork + ReadBack + Outbox + DeadLetters + Meta + Durability {}
+pub trait Backend:
+    Inbox + DirtyWork + ReadBack + Outbox + DeadLetters + Meta + OrderBook + Durability
+{
+}
 
-impl<T: Inbox + DirtyWork + ReadBack + Outbox + DeadLetters + Meta + Durability> Backend for T {}
+impl<T: Inbox + DirtyWork + ReadBack + Outbox + DeadLetters + Meta + OrderBook + Durability> Backend
+    for T
+{
+}
 
 /// The durable store. Cheap to clone; every role through one backend.
 #[derive(Clone)]

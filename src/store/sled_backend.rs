@@ -10,7 +10,9 @@
 //! ms); per outbox kind a "last queued" tree and a "pending" tree (group \x1f key -> value):
 //! `levels`/`outbox` for levels (channel \x1f sku -> u64), `ship_queued`/`ship_outbox` for
 //! shipments (order \x1f shipment -> ShipmentOp); `outbox_retry` (kind \x1f group \x1f key ->
-//! RetryState); `dead` (id -> DeadLetter); `meta` (name -> bytes).
+//! RetryState); `dead` (id -> DeadLetter); `meta` (name -> bytes); `orders` (order_id ->
+//! OrderRecord), `order_hooks` (webhook-id -> order id and time), `orders_owed` (arrival
+//! sequence -> order_id), `orders_dead` (order_id -> empty).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -113,6 +115,11 @@ pub struct SledStore {
     pub(super) retry: ::sled::Tree,
     pub(super) dead: ::sled::Tree,
     pub(super) meta: ::sled::Tree,
+    /// Shop orders (see `orders.rs`): records, webhook ids, owed and dead indexes.
+    pub(super) orders: ::sled::Tree,
+    pub(super) order_hooks: ::sled::Tree,
+    pub(super) orders_owed: ::sled::Tree,
+    pub(super) orders_dead: ::sled::Tree,
     pub(super) counters: Counters,
     pub(super) dedup_window_secs: u64,
     pub(super) epoch: AtomicU64,
@@ -155,6 +162,10 @@ impl SledStore {
             retry: t("outbox_retry")?,
             dead: t("dead")?,
             meta: t("meta")?,
+            orders: t("orders")?,
+            order_hooks: t("order_hooks")?,
+            orders_owed: t("orders_owed")?,
+            orders_dead: t("orders_dead")?,
             counters: Counters::default(),
             dedup_window_secs: dedup_window_secs.max(1),
             epoch: AtomicU64::new(u64::MAX),

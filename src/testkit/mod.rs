@@ -73,3 +73,22 @@ buffer = 2
         token = shop::SHOP_TOKEN,
     )
 }
+
+/// The secret the shop signs its orders with in the demo and the tests (the Standard Webhooks
+/// specification's example secret).
+pub const SHOP_ORDER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// [`relay_toml`] text that also takes shop orders: `shop.webhook_secret` (with `extra_secrets`
+/// beside [`SHOP_ORDER_SECRET`], as while rotating) and an `[orders]` section that retries fast.
+pub fn with_orders(toml: &str, extra_secrets: &[&str]) -> String {
+    let secrets: Vec<&str> = std::iter::once(SHOP_ORDER_SECRET)
+        .chain(extra_secrets.iter().copied())
+        .collect();
+    let list = serde_json::to_string(&secrets).unwrap_or_default();
+    toml.replace(
+        "max_batch = 100",
+        &format!("max_batch = 100\nwebhook_secret = {list}"),
+    ) + "\n[orders]\nshipping_account = \"Freight and Forwarding Charges - ACME\"\n\
+         customer_group = \"Individual\"\nterritory = \"Rest Of The World\"\n\
+         retry_base_ms = 20\nretry_max_ms = 200\n"
+}

@@ -1,6 +1,8 @@
 //! Test harness: an ERPNext emulator, a recording shop and a relay between them, on loopback.
 #![allow(dead_code)]
 
+pub mod orders;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,606 @@
+//! Checks an order body against the shop contract's `ShopOrder` schema and its money rules,
+//! listing every problem (not only the first), before anything is stored. Pure.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::{civil_from_days, days_from_civil};
+use crate::orders::model::ShopOrder;
+
+/// One thing wrong with an order body: where (`lines[1].qty`) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub field: String,
+    pub problem: String,
+}
+
+/// Collects problems while walking the body.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+/// What a field must be.
+#[derive(Clone, Copy)]
+enum Want {
+    /// A string with at least one non-blank character.
+    Text,
+    /// A string, or null.
+    OptionalText,
+    /// A number of 0 or more.
+    NonNegative,
+    /// A number greater than 0.
+    Positive,
+    /// A JSON object.
+    Object,
+}
+
+impl Checker {
+    fn fail(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.problems.push(Problem {
+            field: field.into(),
+            problem: problem.into(),
+        });
+    }
+
+    /// Checks `obj[key]`: `required` says whether it may be absent (null counts as absent).
+    fn check<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        at: &str,
+        key: &str,
+        want: Want,
+        required: bool,
+    ) -> Option<&'a Value> {
+        let field = join(at, key);
+        let value = match obj.get(key) {
+            None | Some(Value::Null) if matches!(want, Want::OptionalText) || !required => {
+                return None
+            }
+            None | Some(Value::Null) => {
+                self.fail(field, "is required");
+                return None;
+            }
+            Some(v) => v,
+        };
+        let ok = match want {
+            Want::Text => match value.as_str() {
+                Some(s) if !s.trim().is_empty() => true,
+                Some(_) => {
+                    self.fail(field, "must not be empty");
+                    return None;
+                }
+                None => false,
+            },
+            Want::OptionalText => value.is_string(),
+            Want::NonNegative | Want::Positive => match value.as_f64() {
+                Some(n) if matches!(want, Want::Positive) && n <= 0.0 => {
+                    self.fail(field, "must be greater than 0");
+                    return None;
+                }
+                Some(n) if n < 0.0 => {
+                    self.fail(field, "must be 0 or more");
+                    return None;
+                }
+                Some(_) => true,
+                None => false,
+            },
+            Want::Object => value.is_object(),
+        };
+        if ok {
+            Some(value)
+        } else {
+            let kind = match want {
+                Want::Text => "a string",
+                Want::OptionalText => "a string or null",
+                Want::NonNegative | Want::Positive => "a number",
+                Want::Object => "an object",
+            };
+            self.fail(field, format!("must be {kind}, not {}", type_name(value)));
+            None
+        }
+    }
+
+    fn fields(&mut self, obj: &Map<String, Value>, at: &str) {
+        self.check(obj, at, "fields", Want::Object, false);
+    }
+
+    fn address(&mut self, obj: &Map<String, Value>, key: &str, required: bool) {
+        let Some(value) = obj.get(key).filter(|v| !v.is_null()) else {
+            if required {
+                self.fail(key, "is required");
+            }
+            return;
+        };
+        let Some(addr) = value.as_object() else {
+            self.fail(key, format!("must be an object, not {}", type_name(value)));
+            return;
+        };
+        self.check(addr, key, "line1", Want::Text, true);
+        self.check(addr, key, "line2", Want::OptionalText, false);
+        self.check(addr, key, "city", Want::Text, true);
+        self.check(addr, key, "postcode", Want::OptionalText, false);
+        if let Some(c) = self.check(addr, key, "country", Want::Text, true) {
+            let c = c.as_str().unwrap_or_default();
+            if !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())) {
+                self.fail(
+                    join(key, "country"),
+                    format!("`{c}` is not an ISO 3166-1 alpha-2 code such as DE"),
+                );
+            }
+        }
+    }
+}
+
+fn join(at: &str, key: &str) -> String {
+    if at.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{at}.{key}")
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// True for an email address as far as the relay can tell: after trimming, one `@` with
+/// something on each side, a dot in the domain, and no spaces.
+pub fn plausible_email(email: &str) -> bool {
+    let e = email.trim();
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !e.chars().any(char::is_whitespace)
+}
+
+/// The UTC calendar date (year, month, day) of an RFC 3339 date-time such as
+/// `2026-11-26T09:12:44Z` or `2026-11-26T23:30:00-02:00`; None when it is not one.
+pub fn utc_date(text: &str) -> Option<(i64, u32, u32)> {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let mut rest = text.get(19..)?;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &frac[n..];
+    }
+    let offset_minutes = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let tz = rest.get(1..)?;
+            if tz.len() != 5 || tz.as_bytes()[2] != b':' {
+                return None;
+            }
+            let (h, m) = (
+                tz.get(0..2)?.parse::<i64>().ok()?,
+                tz.get(3..5)?.parse::<i64>().ok()?,
+            );
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * (h * 60 + m)
+        }
+    };
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let local_minutes = days_from_civil(year, month, day) * 1440 + hour * 60 + minute;
+    let utc_days = (local_minutes - offset_minutes).div_euclid(1440);
+    let (y, m, d) = civil_from_days(utc_days);
+    Some((y, u32::try_from(m).ok()?, u32::try_from(d).ok()?))
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// An amount in whole cents (half away from zero).
+fn cents(amount: f64) -> i64 {
+    (amount * 100.0).round() as i64
+}
+
+/// Validates an order body. `channels` are the channel names the relay knows; an order for
+/// another channel is refused (its warehouse would be unknown). Returns the order, or every
+/// problem found.
+pub fn validate(body: &Value, channels: &[String]) -> Result<ShopOrder, Vec<Problem>> {
+    let mut c = Checker::default();
+    let Some(obj) = body.as_object() else {
+        c.fail(
+            "",
+            format!(
+                "the body must be a JSON object (ShopOrder), not {}",
+                type_name(body)
+            ),
+        );
+        return Err(c.problems);
+    };
+    c.check(obj, "", "order_id", Want::Text, true);
+    if let Some(ch) = c.check(obj, "", "channel", Want::Text, true) {
+        let ch = ch.as_str().unwrap_or_default();
+        if !channels.iter().any(|k| k == ch) {
+            c.fail(
+                "channel",
+                format!(
+                    "`{ch}` is not a channel of the relay (it knows {})",
+                    channels.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(at) = c.check(obj, "", "placed_at", Want::Text, true) {
+        if utc_date(at.as_str().unwrap_or_default()).is_none() {
+            c.fail(
+                "placed_at",
+                "is not an RFC 3339 date-time such as 2026-11-26T09:12:44Z",
+            );
+        }
+    }
+    if let Some(cur) = c.check(obj, "", "currency", Want::Text, true) {
+        let cur = cur.as_str().unwrap_or_default();
+        if !(cur.len() == 3 && cur.bytes().all(|b| b.is_ascii_uppercase())) {
+            c.fail(
+                "currency",
+                format!("`{cur}` is not an ISO 4217 code such as EUR"),
+            );
+        }
+    }
+    match obj.get("customer") {
+        Some(Value::Object(cust)) => {
+            if let Some(e) = c.check(cust, "customer", "email", Want::Text, true) {
+                if !plausible_email(e.as_str().unwrap_or_default()) {
+                    c.fail("customer.email", "is not an email address");
+                }
+            }
+            for key in ["first_name", "last_name", "phone"] {
+                c.check(cust, "customer", key, Want::OptionalText, false);
+            }
+            c.fields(cust, "customer");
+        }
+        None | Some(Value::Null) => c.fail("customer", "is required"),
+        Some(other) => c.fail(
+            "customer",
+            format!("must be an object, not {}", type_name(other)),
+        ),
+    }
+    c.address(obj, "shipping_address", true);
+    c.address(obj, "billing_address", false);
+    let mut goods_cents: Option<i64> = Some(0);
+    match obj.get("lines") {
+        Some(Value::Array(lines)) if lines.is_empty() => {
+            c.fail("lines", "must hold at least one line");
+            goods_cents = None;
+        }
+        Some(Value::Array(lines)) => {
+            for (i, line) in lines.iter().enumerate() {
+                let at = format!("lines[{i}]");
+                let Some(line) = line.as_object() else {
+                    c.fail(&at, format!("must be an object, not {}", type_name(line)));
+                    goods_cents = None;
+                    continue;
+                };
+                c.check(line, &at, "sku", Want::Text, true);
+                let qty = c.check(line, &at, "qty", Want::Positive, true);
+                let price = c.check(line, &at, "unit_price", Want::NonNegative, true);
+                let discount = match line.get("discount") {
+                    None | Some(Value::Null) => Some(0.0),
+                    Some(_) => c
+                        .check(line, &at, "discount", Want::NonNegative, false)
+                        .and_then(Value::as_f64),
+                };
+                c.fields(line, &at);
+                match (
+                    qty.and_then(Value::as_f64),
+                    price.and_then(Value::as_f64),
+                    discount,
+                ) {
+                    (Some(q), Some(p), Some(d)) => {
+                        let gross = q * p;
+                        if cents(d) > cents(gross) {
+                            c.fail(
+                                join(&at, "discount"),
+                                format!(
+                                    "{d} is more than the line's qty × unit_price ({gross:.2})"
+                                ),
+                            );
+                        }
+                        goods_cents = goods_cents.map(|g| g + cents(gross - d));
+                    }
+                    _ => goods_cents = None,
+                }
+            }
+        }
+        None | Some(Value::Null) => {
+            c.fail("lines", "is required");
+            goods_cents = None;
+        }
+        Some(other) => {
+            c.fail(
+                "lines",
+                format!("must be an array, not {}", type_name(other)),
+            );
+            goods_cents = None;
+        }
+    }
+    let shipping_cents = match obj.get("shipping") {
+        None | Some(Value::Null) => Some(0),
+        Some(Value::Object(s)) => {
+            c.check(s, "shipping", "method", Want::Text, true);
+            c.check(s, "shipping", "amount", Want::NonNegative, true)
+                .and_then(Value::as_f64)
+                .map(cents)
+        }
+        Some(other) => {
+            c.fail(
+                "shipping",
+                format!("must be an object, not {}", type_name(other)),
+            );
+            None
+        }
+    };
+    let discount_cents = match obj.get("discount_total") {
+        None | Some(Value::Null) => Some(0),
+        Some(_) => c
+            .check(obj, "", "discount_total", Want::NonNegative, false)
+            .and_then(Value::as_f64)
+            .map(cents),
+    };
+    if let (Some(goods), Some(d)) = (goods_cents, discount_cents) {
+        if d > goods {
+            c.fail(
+                "discount_total",
+                format!(
+                    "{} is more than the sum of the line totals ({})",
+                    money(d),
+                    money(goods)
+                ),
+            );
+        }
+    }
+    if let Some(total) = obj.get("total").filter(|v| !v.is_null()) {
+        match (total.as_f64(), goods_cents, discount_cents, shipping_cents) {
+            (None, ..) => c.fail(
+                "total",
+                format!("must be a number, not {}", type_name(total)),
+            ),
+            (Some(t), Some(g), Some(d), Some(s)) if cents(t) != g - d + s => c.fail(
+                "total",
+                format!(
+                    "{} is not the sum of the line totals − discount_total + shipping.amount ({})",
+                    money(cents(t)),
+                    money(g - d + s)
+                ),
+            ),
+            _ => {}
+        }
+    }
+    c.fields(obj, "");
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    serde_json::from_value::<ShopOrder>(body.clone()).map_err(|e| {
+        vec![Problem {
+            field: String::new(),
+            problem: format!("does not match the ShopOrder schema: {e}"),
+        }]
+    })
+}
+
+fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn channels() -> Vec<String> {
+        vec!["web".into(), "marketplace".into()]
+    }
+
+    fn good() -> Value {
+        json!({
+            "order_id": "SHOP-1", "channel": "web", "placed_at": "2026-11-26T09:12:44Z",
+            "currency": "EUR",
+            "customer": {"email": "  Ada@Example.com ", "first_name": "Ada", "last_name": null,
+                         "fields": {"loyalty_tier": "gold"}},
+            "shipping_address": {"line1": "Hauptstr. 1", "line2": null, "city": "Berlin",
+                                 "postcode": "10115", "country": "DE"},
+            "lines": [{"sku": "A", "qty": 2, "unit_price": 19.9, "discount": 1.8},
+                      {"sku": "B", "qty": 1, "unit_price": 5}],
+            "shipping": {"method": "DHL", "amount": 4.9},
+            "discount_total": 3, "total": 44.9
+        })
+    }
+
+    fn problems(body: Value) -> Vec<String> {
+        match validate(&body, &channels()) {
+            Ok(o) => panic!("accepted: {o:?}"),
+            Err(ps) => ps
+                .into_iter()
+                .map(|p| format!("{}: {}", p.field, p.problem))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_order_passes_with_its_fields() {
+        let order = validate(&good(), &channels()).expect("valid");
+        assert_eq!(order.lines.len(), 2);
+        assert_eq!(order.customer.fields["loyalty_tier"], "gold");
+        assert_eq!(order.total, Some(44.9));
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let mut body = good();
+        body["currency"] = json!("euro");
+        body["channel"] = json!("pos");
+        body["customer"]["email"] = json!("not an email");
+        body["shipping_address"]["country"] = json!("Germany");
+        body["lines"][0]["qty"] = json!(0);
+        body["lines"][1]["sku"] = json!("");
+        body["lines"][1]["unit_price"] = json!("5");
+        body["placed_at"] = json!("yesterday");
+        body.as_object_mut().expect("object").remove("order_id");
+        let got = problems(body);
+        for want in [
+            "order_id: is required",
+            "channel: `pos` is not a channel",
+            "placed_at: is not an RFC 3339",
+            "currency: `euro`",
+            "customer.email: is not an email",
+            "shipping_address.country: `Germany`",
+            "lines[0].qty: must be greater than 0",
+            "lines[1].sku: must not be empty",
+            "lines[1].unit_price: must be a number, not a string",
+        ] {
+            assert!(
+                got.iter().any(|g| g.starts_with(want)),
+                "{want} missing from {got:#?}"
+            );
+        }
+        assert_eq!(got.len(), 9, "{got:#?}");
+    }
+
+    #[test]
+    fn totals_and_discounts_are_checked_to_the_cent() {
+        let mut body = good();
+        body["total"] = json!(44.91);
+        assert_eq!(
+            problems(body),
+            ["total: 44.91 is not the sum of the line totals − discount_total + shipping.amount (44.90)"]
+        );
+        let mut body = good();
+        body["discount_total"] = json!(50);
+        body.as_object_mut().expect("object").remove("total");
+        assert_eq!(
+            problems(body),
+            ["discount_total: 50.00 is more than the sum of the line totals (43.00)"]
+        );
+        let mut body = good();
+        body["lines"][1]["discount"] = json!(5.01);
+        body.as_object_mut().expect("object").remove("total");
+        assert!(problems(body)[0].starts_with("lines[1].discount: 5.01 is more than"));
+    }
+
+    #[test]
+    fn wrong_shapes_are_named() {
+        assert_eq!(
+            problems(json!([1])),
+            [": the body must be a JSON object (ShopOrder), not an array"]
+        );
+        let mut body = good();
+        body["lines"] = json!([]);
+        body["customer"] = json!("ada");
+        body["shipping"] = json!({"amount": -1});
+        body["fields"] = json!([1]);
+        let got = problems(body);
+        assert_eq!(
+            got,
+            [
+                "customer: must be an object, not a string",
+                "lines: must hold at least one line",
+                "shipping.method: is required",
+                "shipping.amount: must be 0 or more",
+                "fields: must be an object, not an array"
+            ]
+        );
+    }
+
+    #[test]
+    fn placed_at_gives_the_utc_date() {
+        assert_eq!(utc_date("2026-11-26T09:12:44Z"), Some((2026, 11, 26)));
+        assert_eq!(utc_date("2026-11-26T23:30:00-02:00"), Some((2026, 11, 27)));
+        assert_eq!(
+            utc_date("2026-01-01T00:30:00.123+01:00"),
+            Some((2025, 12, 31))
+        );
+        assert_eq!(utc_date("2024-02-29T12:00:00Z"), Some((2024, 2, 29)));
+        for bad in [
+            "2026-02-29T12:00:00Z",
+            "2026-11-26",
+            "2026-11-26T09:12:44",
+            "2026-13-01T00:00:00Z",
+            "2026-11-26T09:12:44+0100",
+            "2026-11-26T09:12:44.Z",
+            "２０２６-11-26T09:12:44Z",
+        ] {
+            assert_eq!(utc_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_are_judged_after_trimming() {
+        assert!(plausible_email(" Ada@Example.com  "));
+        for bad in [
+            "ada",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@@example.com",
+            "ada@.com",
+        ] {
+            assert!(!plausible_email(bad), "{bad}");
+        }
+    }
+
+    mod never_panics {
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn on_arbitrary_text(s in ".{0,40}") {
+                let _ = super::super::utc_date(&s);
+                let _ = super::super::plausible_email(&s);
+            }
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Shop orders: one record per order id (the order as received, its status, the Customer and
+//! Sales Order it became, the last error, attempts and the next attempt), the webhook ids orders
+//! arrived under, and two indexes: orders still owed to ERPNext (in arrival order) and dead
+//! orders. The store keeps the order as the JSON it was received as; the orders module reads it.
+//!
+//! Sled trees: `orders` (order_id -> OrderRecord), `order_hooks` (webhook-id -> HookEntry),
+//! `orders_owed` (arrival sequence -> order_id), `orders_dead` (order_id -> empty).
+
+use ::sled::transaction::{ConflictableTransactionError, Transactional};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::sled_backend::SledStore;
+use super::{ready, StoreError, StoreFuture};
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Stored, owed to ERPNext (waiting for its first or next attempt).
+    Received,
+    /// An attempt started and has not ended: after a crash the order is placed again (the
+    /// worker finds a Sales Order already made by the shop order id).
+    Placing,
+    /// The Sales Order exists.
+    Created,
+    /// ERPNext or the relay refused the order; it waits for an admin's retry.
+    Dead,
+}
+
+impl OrderStatus {
+    /// True while ERPNext still owes this order a Sales Order.
+    pub fn is_owed(self) -> bool {
+        matches!(self, Self::Received | Self::Placing)
+    }
+}
+
+/// Everything the relay knows about one shop order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_id: String,
+    /// The customer's email, trimmed and lower-cased: one customer's orders are placed one
+    /// after another.
+    pub customer_key: String,
+    /// The order as received (the shop contract's `ShopOrder`).
+    pub order: Value,
+    /// The `webhook-id` it first arrived under.
+    pub webhook_id: String,
+    pub received_ms: u64,
+    /// Arrival sequence (the key of its entry among owed orders).
+    pub seq: u64,
+    pub status: OrderStatus,
+    pub customer: Option<String>,
+    pub sales_order: Option<String>,
+    /// The last error (kept while the order is retried, for the admin).
+    pub error: Option<String>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Not before this time (ms since the epoch) is the order tried again.
+    pub next_attempt_ms: u64,
+}
+
+/// What [`OrderBook::receive_order`] did with a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderReceipt {
+    /// Stored and owed (durable once [`super::Durability::durable`] returns).
+    New,
+    /// This webhook id delivered this order before: nothing stored.
+    RepeatedDelivery,
+    /// The order id was received before under another webhook id: nothing stored.
+    KnownOrder,
+    /// This webhook id delivered another order before: nothing stored.
+    HookReused { order_id: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct HookEntry {
+    order_id: String,
+    at_ms: u64,
+}
+
+fn abort(e: impl Into<StoreError>) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e.into())
+}
+
+/// Shop orders in, their fate recorded.
+pub trait OrderBook: Send + Sync {
+    /// Stores a new order unless its webhook id or its order id was seen before. Atomic: two
+    /// deliveries of one order racing store it once. Not durable until
+    /// [`super::Durability::durable`] returns.
+    fn receive_order<'a>(
+        &'a self,
+        webhook_id: &'a str,
+        order_id: &'a str,
+        customer_key: &'a str,
+        order: &'a Value,
+        now_ms: u64,
+    ) -> StoreFuture<'a, OrderReceipt>;
+    /// The record of one order.
+    fn order<'a>(&'a self, order_id: &'a str) -> StoreFuture<'a, Option<OrderRecord>>;
+    /// Orders still owed to ERPNext, oldest first.
+    fn owed_orders(&self) -> StoreFuture<'_, Vec<OrderRecord>>;
+    /// Dead orders, by order id.
+    fn dead_orders(&self) -> StoreFuture<'_, Vec<OrderRecord>>;
+    /// How many orders are owed, and how many are dead.
+    fn order_depths(&self) -> (usize, usize);
+    /// Writes a record back, keeping the owed and dead indexes in step with its status.
+    fn save_order<'a>(&'a self, record: &'a OrderRecord) -> StoreFuture<'a, ()>;
+    /// Puts a dead order back in the queue, due at `now_ms`. Returns its record, or None when no
+    /// such order is dead.
+    fn retry_order<'a>(
+        &'a self,
+        order_id: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Option<OrderRecord>>;
+    /// Forgets webhook ids that arrived before `before_ms` (their orders stay, so a late repeat
+    /// is still recognised by its order id). Returns how many were removed.
+    fn prune_order_hooks(&self, before_ms: u64) -> StoreFuture<'_, usize>;
+}
+
+impl OrderBook for SledStore {
+    fn receive_order<'a>(
+        &'a self,
+        webhook_id: &'a str,
+        order_id: &'a str,
+        customer_key: &'a str,
+        order: &'a Value,
+        now_ms: u64,
+    ) -> StoreFuture<'a, OrderReceipt> {
+        ready(self.receive_order_now(webhook_id, order_id, customer_key, order, now_ms))
+    }
+
+    fn order<'a>(&'a self, order_id: &'a str) -> StoreFuture<'a, Option<OrderRecord>> {
+        ready(self.order_now(order_id))
+    }
+
+    fn owed_orders(&self) -> StoreFuture<'_, Vec<OrderRecord>> {
+        ready(self.records_of(&self.orders_owed))
+    }
+
+    fn dead_orders(&self) -> StoreFuture<'_, Vec<OrderRecord>> {
+        ready(self.records_of(&self.orders_dead))
+    }
+
+    fn order_depths(&self) -> (usize, usize) {
+        (self.orders_owed.len(), self.orders_dead.len())
+    }
+
+    fn save_order<'a>(&'a self, record: &'a OrderRecord) -> StoreFuture<'a, ()> {
+        ready(self.save_order_now(record))
+    }
+
+    fn retry_order<'a>(
+        &'a self,
+        order_id: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Option<OrderRecord>> {
+        ready(self.retry_order_now(order_id, now_ms))
+    }
+
+    fn prune_order_hooks(&self, before_ms: u64) -> StoreFuture<'_, usize> {
+        ready(self.prune_order_hooks_now(before_ms))
+    }
+}
+
+impl SledStore {
+    fn receive_order_now(
+        &self,
+        webhook_id: &str,
+        order_id: &str,
+        customer_key: &str,
+        order: &Value,
+        now_ms: u64,
+    ) -> Result<OrderReceipt, StoreError> {
+        self.writable()?;
+        let seq = self.db.generate_id()?;
+        let record = OrderRecord {
+            order_id: order_id.to_owned(),
+            customer_key: customer_key.to_owned(),
+            order: order.clone(),
+            webhook_id: webhook_id.to_owned(),
+            received_ms: now_ms,
+            seq,
+            status: OrderStatus::Received,
+            customer: None,
+            sales_order: None,
+            error: None,
+            attempts: 0,
+            next_attempt_ms: now_ms,
+        };
+        let record_bytes = serde_json::to_vec(&record)?;
+        let hook_bytes = serde_json::to_vec(&HookEntry {
+            order_id: order_id.to_owned(),
+            at_ms: now_ms,
+        })?;
+        let id = order_id.as_bytes();
+        Ok(
+            (&self.orders, &self.order_hooks, &self.orders_owed).transaction(
+                |(records, hooks, owed)| {
+                    if let Some(seen) = hooks.get(webhook_id.as_bytes())? {
+                        let seen: HookEntry = serde_json::from_slice(&seen).map_err(abort)?;
+                        return Ok(if seen.order_id == order_id {
+                            OrderReceipt::RepeatedDelivery
+                        } else {
+                            OrderReceipt::HookReused {
+                                order_id: seen.order_id,
+                            }
+                        });
+                    }
+                    if records.get(id)?.is_some() {
+                        return Ok(OrderReceipt::KnownOrder);
+                    }
+                    records.insert(id, record_bytes.clone())?;
+                    hooks.insert(webhook_id.as_bytes(), hook_bytes.clone())?;
+                    owed.insert(&seq.to_be_bytes(), id)?;
+                    Ok(OrderReceipt::New)
+                },
+            )?,
+        )
+    }
+
+    fn order_now(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        match self.orders.get(order_id.as_bytes())? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn records_of(&self, index: &::sled::Tree) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut out = Vec::new();
+        for entry in index.iter() {
+            let (k, v) = entry?;
+            // owed: seq -> order id; dead: order id -> empty.
+            let id = if v.is_empty() { k } else { v };
+            if let Some(bytes) = self.orders.get(id)? {
+                out.push(serde_json::from_slice(&bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn save_order_now(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        self.writable()?;
+        let bytes = serde_json::to_vec(record)?;
+        let id = record.order_id.as_bytes();
+        let seq = record.seq.to_be_bytes();
+        Ok(
+            (&self.orders, &self.orders_owed, &self.orders_dead).transaction(
+                |(records, owed, dead)| {
+                    records.insert(id, bytes.clone())?;
+                    if record.status.is_owed() {
+                        owed.insert(&seq, id)?;
+                    } else {
+                        owed.remove(&seq)?;
+                    }
+                    if record.status == OrderStatus::Dead {
+                        dead.insert(id, &[] as &[u8])?;
+                    } else {
+                        dead.remove(id)?;
+                    }
+                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                },
+            )?,
+        )
+    }
+
+    fn retry_order_now(
+        &self,
+        order_id: &str,
+        now_ms: u64,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        let Some(mut record) = self.order_now(order_id)? else {
+            return Ok(None);
+        };
+        if record.status != OrderStatus::Dead {
+            return Ok(None);
+        }
+        record.status = OrderStatus::Received;
+        record.next_attempt_ms = now_ms;
+        self.save_order_now(&record)?;
+        Ok(Some(record))
+    }
+
+    fn prune_order_hooks_now(&self, before_ms: u64) -> Result<usize, StoreError> {
+        self.writable()?;
+        let hooks = &self.order_hooks;
+        let mut removed = 0;
+        for entry in hooks.iter() {
+            let (k, v) = entry?;
+            let old = serde_json::from_slice::<HookEntry>(&v).map_or(true, |h| h.at_ms < before_ms);
+            if old {
+                hooks.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn an_order_is_received_once_and_moves_between_owed_and_dead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 60).expect("open");
+        let a = serde_json::json!({"order_id": "A-1"});
+        let receive = |hook: &'static str, id: &'static str, at: u64| {
+            let store = store.clone();
+            let a = a.clone();
+            async move {
+                store
+                    .receive_order(hook, id, "ada@example.com", &a, at)
+                    .await
+                    .expect("receive")
+            }
+        };
+        assert_eq!(receive("msg_1", "A-1", 5).await, OrderReceipt::New);
+        assert_eq!(
+            receive("msg_1", "A-1", 6).await,
+            OrderReceipt::RepeatedDelivery
+        );
+        assert_eq!(receive("msg_2", "A-1", 7).await, OrderReceipt::KnownOrder);
+        assert_eq!(
+            receive("msg_1", "B-1", 8).await,
+            OrderReceipt::HookReused {
+                order_id: "A-1".into()
+            }
+        );
+        assert_eq!(store.order_depths(), (1, 0));
+        let mut rec = store.owed_orders().await.expect("owed").remove(0);
+        assert_eq!(
+            (rec.status, rec.order["order_id"].as_str()),
+            (OrderStatus::Received, Some("A-1"))
+        );
+        rec.status = OrderStatus::Dead;
+        rec.error = Some("unknown SKU".into());
+        store.save_order(&rec).await.expect("save");
+        assert_eq!(store.order_depths(), (0, 1));
+        assert_eq!(store.dead_orders().await.expect("dead")[0].order_id, "A-1");
+        let back = store
+            .retry_order("A-1", 99)
+            .await
+            .expect("retry")
+            .expect("was dead");
+        assert_eq!(
+            (back.status, back.next_attempt_ms),
+            (OrderStatus::Received, 99)
+        );
+        assert_eq!(store.order_depths(), (1, 0));
+        assert!(
+            store
+                .retry_order("A-1", 100)
+                .await
+                .expect("retry")
+                .is_none(),
+            "not dead"
+        );
+        assert!(store
+            .retry_order("nope", 100)
+            .await
+            .expect("retry")
+            .is_none());
+        assert_eq!(store.prune_order_hooks(7).await.expect("prune"), 1);
+        assert_eq!(receive("msg_1", "A-1", 200).await, OrderReceipt::KnownOrder);
+    }
+}
