@@ -4,6 +4,7 @@
 pub mod client;
 pub mod reconcile;
 pub mod setup;
+pub mod timezone;
 pub mod webhooks;
 
 pub use client::{ErpClient, ErpError};
