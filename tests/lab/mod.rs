@@ -24,6 +24,12 @@ fn encode(s: &str) -> String {
     shoprelay::erpnext::client::encode_segment(s)
 }
 
+/// A stock item named `code`.
+fn item_doc(code: &str) -> Value {
+    json!({"item_code": code, "item_name": code, "item_group": "All Item Groups",
+           "stock_uom": "Nos", "is_stock_item": 1})
+}
+
 impl Lab {
     /// The site from the environment, or None (printing why) when `ERPNEXT_URL` is unset.
     pub fn from_env(test: &str) -> Option<Self> {
@@ -132,12 +138,7 @@ impl Lab {
 
     /// A stock item.
     pub async fn item(&self, code: &str) {
-        self.insert(
-            "Item",
-            json!({"item_code": code, "item_name": code, "item_group": "All Item Groups",
-                   "stock_uom": "Nos", "is_stock_item": 1}),
-        )
-        .await;
+        self.insert("Item", item_doc(code)).await;
     }
 
     /// Inserts and submits a document; returns its name.
@@ -148,17 +149,23 @@ impl Lab {
         name
     }
 
-    /// Failed deliveries of shoprelay's webhooks (Request Log rows with an error) so far.
-    pub async fn failed_jobs(&self) -> u64 {
-        let filters =
-            json!([["webhook", "like", "shoprelay %"], ["error", "is", "set"]]).to_string();
+    /// Webhook Request Log rows of shoprelay's webhooks matching `more` filters.
+    async fn request_log_count(&self, more: &[Value]) -> u64 {
+        let mut filters = vec![json!(["webhook", "like", "shoprelay %"])];
+        filters.extend(more.iter().cloned());
         self.get(&format!(
             "/api/method/frappe.client.get_count?doctype=Webhook%20Request%20Log&filters={}",
-            encode(&filters)
+            encode(&Value::Array(filters).to_string())
         ))
         .await["message"]
             .as_u64()
             .unwrap_or(0)
+    }
+
+    /// Failed deliveries of shoprelay's webhooks (Request Log rows with an error) so far.
+    pub async fn failed_jobs(&self) -> u64 {
+        self.request_log_count(&[json!(["error", "is", "set"])])
+            .await
     }
 
     /// A submitted Material Receipt of `lines` (item, qty) into `warehouse`; returns its name and
@@ -168,15 +175,13 @@ impl Lab {
             .iter()
             .map(|(i, q)| json!({"item_code": i, "qty": q, "t_warehouse": warehouse, "basic_rate": 10.0}))
             .collect();
-        let doc = self
-            .insert(
+        let name = self
+            .submitted(
                 "Stock Entry",
                 json!({"stock_entry_type": "Material Receipt", "purpose": "Material Receipt",
                        "company": self.company, "items": items}),
             )
             .await;
-        let name = doc["name"].as_str().expect("name").to_owned();
-        self.submit("Stock Entry", &name).await;
         (name, Instant::now())
     }
 
@@ -186,8 +191,11 @@ impl Lab {
         for chunk in codes.chunks(200) {
             let docs: Vec<Value> = chunk
                 .iter()
-                .map(|c| json!({"doctype": "Item", "item_code": c, "item_name": c,
-                                "item_group": "All Item Groups", "stock_uom": "Nos", "is_stock_item": 1}))
+                .map(|c| {
+                    let mut doc = item_doc(c);
+                    doc["doctype"] = json!("Item");
+                    doc
+                })
                 .collect();
             let req = self
                 .http
@@ -199,14 +207,7 @@ impl Lab {
 
     /// Webhook jobs the site ran for shoprelay's webhooks so far (one Request Log row each).
     pub async fn jobs_so_far(&self) -> u64 {
-        let filters = json!([["webhook", "like", "shoprelay %"]]).to_string();
-        self.get(&format!(
-            "/api/method/frappe.client.get_count?doctype=Webhook%20Request%20Log&filters={}",
-            encode(&filters)
-        ))
-        .await["message"]
-            .as_u64()
-            .unwrap_or(0)
+        self.request_log_count(&[]).await
     }
 
     /// Waits until the count of jobs has not moved for 5 s (the site's worker is done), at most
