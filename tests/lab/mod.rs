@@ -280,8 +280,7 @@ webhook_secrets = ["lab-webhook-secret"]
 [shop]
 base_url = "{shop_url}"
 token = "{token}"
-retry_base_ms = 20
-retry_max_ms = 2000
+retry_schedule_secs = [0, 0.05, 0.5, 2]
 
 [[channels]]
 name = "web"
