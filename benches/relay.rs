@@ -191,7 +191,7 @@ async fn end_to_end(rate: u64, seconds: u64) -> BenchResult<()> {
     // Reconcile off: only the webhooks may bring the changes (the emulator holds them already).
     let toml = relay_toml(&erp.url(), &shop.base_url(), &dir).replace(
         "page_size = 20",
-        "page_size = 500\nreconcile_interval_secs = 0",
+        "page_size = 500\nreconcile_interval_secs = 0\nfull_reconcile_interval_secs = 0",
     );
     let app = Application::build(Settings::from_toml(&toml, &[])?, Workers::Background).await?;
     let port = app.port();
@@ -199,7 +199,7 @@ async fn end_to_end(rate: u64, seconds: u64) -> BenchResult<()> {
     tokio::spawn(app.run_until_stopped());
     erp.set_relay(&format!("http://127.0.0.1:{port}"));
     let n = (rate * seconds) as usize;
-    // Bins exist already, so each receipt fires exactly one webhook (the SLE).
+    // Bins exist already, so each receipt fires exactly one webhook (the Stock Entry's).
     for i in 0..n {
         erp.set_bin_silently(&format!("E{i:05}"), "Stores - ACME", 0.0, 0.0)?;
     }

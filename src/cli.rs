@@ -9,7 +9,7 @@ use std::io::Write;
 use crate::config::Settings;
 use crate::erpnext::reconcile::Progress;
 use crate::erpnext::setup::{apply, check, plan, Action};
-use crate::erpnext::webhooks::shipped;
+use crate::erpnext::webhooks::for_site;
 use crate::erpnext::{ErpClient, ErpError};
 use crate::startup::{error_chain, Relay, StartupError};
 
@@ -49,7 +49,7 @@ pub async fn erpnext_setup(
 ) -> Result<usize, CliError> {
     let url = public_url(settings)?;
     let erp = ErpClient::new(&settings.erpnext)?;
-    let hooks = shipped().map_err(CliError::Shipped)?;
+    let hooks = for_site(settings.erpnext.sku_field.as_deref()).map_err(CliError::Shipped)?;
     let actions = plan(&erp, &hooks, url).await?;
     writeln!(out, "ERPNext {}: webhooks to {url}", settings.erpnext.url)?;
     for a in &actions {
@@ -89,7 +89,7 @@ pub async fn erpnext_setup(
 pub async fn erpnext_check(settings: &Settings, out: &mut impl Write) -> Result<bool, CliError> {
     let url = public_url(settings)?;
     let erp = ErpClient::new(&settings.erpnext)?;
-    let hooks = shipped().map_err(CliError::Shipped)?;
+    let hooks = for_site(settings.erpnext.sku_field.as_deref()).map_err(CliError::Shipped)?;
     let mut findings = check(&erp, &hooks, url).await;
     // The `[orders]` settings matter once the relay takes orders (a shop webhook secret is set).
     if !settings.shop.webhook_secrets.is_empty() {

@@ -102,6 +102,8 @@ pub struct ErpnextSettings {
     pub order_id_field: String,
     pub reconcile_interval_secs: u64,
     pub reconcile_overlap_secs: u64,
+    /// How often a reconcile pass reads every Bin (0: only when asked).
+    pub full_reconcile_interval_secs: u64,
     pub timeout_secs: u64,
     /// Rows asked for per REST page when reading Bins back.
     pub page_size: usize,
@@ -247,6 +249,7 @@ struct RawErpnext {
     order_id_field: Option<String>,
     reconcile_interval_secs: Option<u64>,
     reconcile_overlap_secs: Option<u64>,
+    full_reconcile_interval_secs: Option<u64>,
     timeout_secs: Option<u64>,
     page_size: Option<usize>,
     readback_batch: Option<usize>,
@@ -421,6 +424,24 @@ fn retry_schedule(raw: &RawShop) -> Result<Vec<std::time::Duration>, ConfigError
         .collect()
 }
 
+/// An optional document field name: letters, digits and `_`, not starting with a digit (it is
+/// written into the Item webhook's condition).
+fn field_name(key: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(f) = value.map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()) else {
+        return Ok(None);
+    };
+    let ok = f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !f.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(Some(f))
+    } else {
+        Err(invalid(
+            key,
+            format!("`{f}` is not a field name (letters, digits and _)"),
+        ))
+    }
+}
+
 fn positive<T: PartialOrd + Default + Copy>(key: &str, value: T) -> Result<T, ConfigError> {
     if value > T::default() {
         Ok(value)
@@ -516,6 +537,7 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
         order_id_field: raw.erpnext.order_id_field.unwrap_or_else(|| "po_no".into()),
         reconcile_interval_secs: raw.erpnext.reconcile_interval_secs.unwrap_or(300),
         reconcile_overlap_secs: raw.erpnext.reconcile_overlap_secs.unwrap_or(300),
+        full_reconcile_interval_secs: raw.erpnext.full_reconcile_interval_secs.unwrap_or(86_400),
         timeout_secs: positive(
             "erpnext.timeout_secs",
             raw.erpnext.timeout_secs.unwrap_or(15),
@@ -525,11 +547,7 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
             "erpnext.readback_batch",
             raw.erpnext.readback_batch.unwrap_or(50),
         )?,
-        sku_field: raw
-            .erpnext
-            .sku_field
-            .map(|f| f.trim().to_owned())
-            .filter(|f| !f.is_empty()),
+        sku_field: field_name("erpnext.sku_field", raw.erpnext.sku_field)?,
     };
 
     let retry_schedule = retry_schedule(&raw.shop)?;
@@ -772,6 +790,13 @@ warehouses = ["Stores - ACME"]
             (
                 format!("[server]\nlisten = \"nowhere\"\n{GOOD}"),
                 "server.listen",
+            ),
+            (
+                GOOD.replace(
+                    "webhook_secrets = [\"one\", \"two\"]",
+                    "webhook_secrets = [\"one\", \"two\"]\nsku_field = \"x\\\") or (1\"",
+                ),
+                "erpnext.sku_field",
             ),
         ];
         for (text, key) in cases {

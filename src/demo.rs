@@ -168,9 +168,9 @@ pub async fn run() -> DemoResult<()> {
 
     step(
         "1. 20 chairs arrive in Stores",
-        "ERPNext creates the Bin (its webhook says actual_qty 0.0: quantities are written later)\n\
-         and a Stock Ledger Entry (its qty_after_transaction is 0.0 in every payload).\n\
-         The relay trusts neither: it treats both as signals and reads the Bin back over REST.",
+        "ERPNext posts a Stock Entry; its one webhook names every row's item and warehouse.\n\
+         No webhook carries a quantity the relay could trust (ERPNext writes Bins with set_value),\n\
+         so the relay treats it as a signal and reads the Bin back over REST.",
     );
     let ds = demo.erp.stock_move("CHAIR", STORES, 20.0)?;
     demo.send(&ds).await?;

@@ -16,8 +16,9 @@
 //!   durability and health) used through [`store::Store`]; `store::sled_backend` is the only
 //!   code that touches sled.
 //! - [`http`]: the authorised HTTP client builder shared by the ERPNext and shop clients.
-//! - [`erpnext`]: the REST client, the shipped Webhook documents, setup/check, and reconcile
-//!   (Bins changed since a watermark → dirty items in the store).
+//! - [`erpnext`]: the REST client, the shipped Webhook documents, setup/check, the site's
+//!   clock in its time zone, and reconcile (Bins changed since a watermark, or all of them when
+//!   the site's clock went back or the daily full pass is due → dirty items in the store).
 //! - [`channels`]: the one owner of the channel mapping: the file's or the admin's channels,
 //!   saved in the store, resolved against ERPNext's Warehouse tree.
 //! - [`metrics`]: counters of what the relay did, and their Prometheus text.

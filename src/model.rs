@@ -59,7 +59,7 @@ pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 impl Modified {
     /// Microseconds since 1970-01-01 of this naive timestamp (no zone is applied).
-    fn micros(&self) -> Option<i64> {
+    pub(crate) fn micros(&self) -> Option<i64> {
         let n = self.normalized();
         let num = |a: usize, b: usize| n.get(a..b).and_then(|s| s.parse::<i64>().ok());
         let days = days_from_civil(num(0, 4)?, num(5, 7)?, num(8, 10)?);
@@ -69,7 +69,16 @@ impl Modified {
 
     /// The timestamp `secs` seconds earlier, in the same format; None if this one does not parse.
     pub fn minus_secs(&self, secs: u64) -> Option<Modified> {
-        let t = self.micros()? - secs as i64 * 1_000_000;
+        Some(Self::from_micros(self.micros()? - secs as i64 * 1_000_000))
+    }
+
+    /// The timestamp `secs` seconds later; None if this one does not parse.
+    pub fn plus_secs(&self, secs: u64) -> Option<Modified> {
+        Some(Self::from_micros(self.micros()? + secs as i64 * 1_000_000))
+    }
+
+    /// The naive timestamp `t` microseconds after 1970-01-01 00:00, in Frappe's format.
+    pub(crate) fn from_micros(t: i64) -> Modified {
         let (days, rem) = (t.div_euclid(86_400_000_000), t.rem_euclid(86_400_000_000));
         let (y, m, d) = civil_from_days(days);
         let (s, us) = (rem / 1_000_000, rem % 1_000_000);
@@ -79,11 +88,11 @@ impl Modified {
             (s / 60) % 60,
             s % 60
         );
-        Some(Modified(if us == 0 {
+        Modified(if us == 0 {
             base
         } else {
             format!("{base}.{us:06}")
-        }))
+        })
     }
 }
 
@@ -242,11 +251,14 @@ impl ShipmentOp {
 pub enum ErpEvent {
     /// Stock may have changed for these (item, warehouse) pairs.
     Stock(StockSignal),
-    /// A Delivery Note or Shipment changed; the relay reads it back.
+    /// A Delivery Note, Shipment or Item changed; the relay reads it back. A Delivery Note also
+    /// names the (item, warehouse) pairs whose stock it moved.
     Document {
         doc: DocKind,
         event: Option<String>,
         name: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keys: Vec<(String, String)>,
     },
 }
 

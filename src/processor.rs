@@ -2,8 +2,8 @@
 //! ERPNext and their sellable levels computed per channel; Delivery Notes and Shipments are read
 //! back and planned into shipments; whatever changed is queued for the shop.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use crate::availability::channel_level;
 pub use crate::channels::ChannelMap;
@@ -35,8 +35,10 @@ pub struct StepReport {
     pub items: usize,
     /// Levels queued for the shop (those that changed).
     pub queued: usize,
-    /// Read-back rows ignored because a newer one was already stored.
-    pub stale_rows: usize,
+    /// Bin read-back requests made.
+    pub readbacks: usize,
+    /// Item signals that needed no read-back: the item was read back after they arrived.
+    pub skipped_signals: usize,
     /// Delivery Notes and Shipments read back.
     pub documents: usize,
     /// Shipment operations queued for the shop.
@@ -70,7 +72,12 @@ pub struct Processor {
     channels: Arc<Channels>,
     inbox_batch: usize,
     metrics: Arc<Metrics>,
+    /// Item -> the store sequence at which its last read-back began.
+    read_at: Mutex<HashMap<String, u64>>,
 }
+
+/// Items whose last read-back the processor remembers before it starts over.
+const READ_MEMORY: usize = 100_000;
 
 impl Processor {
     pub fn new(
@@ -90,6 +97,7 @@ impl Processor {
             },
             inbox_batch: 1000,
             metrics,
+            read_at: Mutex::new(HashMap::new()),
         }
     }
 
@@ -108,8 +116,10 @@ impl Processor {
     /// price a batch of dirty items.
     pub async fn step(&self) -> Result<StepReport, ProcessError> {
         let map = self.channel_map().await?;
+        let (events, skipped_signals) = self.drain_inbox(&map).await?;
         let mut report = StepReport {
-            events: self.drain_inbox(&map).await?,
+            events,
+            skipped_signals,
             ..StepReport::default()
         };
         let (documents, shipments_queued) = self.refresh_documents().await?;
@@ -120,39 +130,70 @@ impl Processor {
             return Ok(report);
         }
         let items: Vec<String> = dirty.iter().map(|(i, _)| i.clone()).collect();
+        // Every signal that arrives before this point is seen by the read that follows.
+        let seq = self.store.sequence()?;
         let started = std::time::Instant::now();
         let rows = self.erp.bins(&items, &map.warehouses).await;
         self.metrics
             .observe_readback(started.elapsed().as_secs_f64());
-        let rows = rows?;
-        let (queued, stale) = self.apply(&map, &items, rows).await?;
+        let (rows, readbacks) = rows?;
+        let queued = self.apply(&map, &items, rows).await?;
         self.store.dirty_clear(&dirty).await?;
+        self.record_reads(&items, seq);
+        report.readbacks = readbacks;
         report.items = items.len();
         report.queued = queued;
-        report.stale_rows = stale;
         Ok(report)
     }
 
-    async fn drain_inbox(&self, map: &ChannelMap) -> Result<usize, ProcessError> {
+    /// True when `item` was read back after the inbox record `id` arrived.
+    fn read_since(&self, item: &str, id: u64) -> bool {
+        self.read_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(item)
+            .is_some_and(|seq| *seq > id)
+    }
+
+    /// Remembers that `items` were read back by a read that began at `seq`. Only an optimisation:
+    /// the memory is dropped when it grows large, costing at worst a read-back more.
+    fn record_reads(&self, items: &[String], seq: u64) {
+        let mut read_at = self.read_at.lock().unwrap_or_else(|p| p.into_inner());
+        if read_at.len() > READ_MEMORY {
+            read_at.clear();
+        }
+        for item in items {
+            read_at.insert(item.clone(), seq);
+        }
+    }
+
+    /// Turns a batch of inbox records into dirty items and documents; returns how many records
+    /// were drained and how many item signals needed no read-back.
+    async fn drain_inbox(&self, map: &ChannelMap) -> Result<(usize, usize), ProcessError> {
         let batch = self.store.inbox_batch(self.inbox_batch).await?;
         if batch.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let mut items: BTreeSet<String> = BTreeSet::new();
         let mut docs: BTreeSet<(DocKind, String)> = BTreeSet::new();
         let mut ids = Vec::with_capacity(batch.len());
+        let mut skipped = 0usize;
         for (id, bytes) in &batch {
             ids.push(*id);
-            match serde_json::from_slice::<InboxRecord>(bytes) {
-                Ok(InboxRecord {
-                    event:
-                        ErpEvent::Document {
-                            doc: DocKind::Item,
-                            name,
-                            ..
-                        },
+            let record = match serde_json::from_slice::<InboxRecord>(bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Only a record written by another version could fail here; keep it visible.
+                    tracing::error!(id, error = %e, record = %String::from_utf8_lossy(bytes), "unreadable inbox record dropped");
+                    continue;
+                }
+            };
+            let keys = match record.event {
+                ErpEvent::Document {
+                    doc: DocKind::Item,
+                    name,
                     ..
-                }) => {
+                } => {
                     // Its SKU may have changed; re-price it if it is stocked where we look.
                     self.store
                         .forget_cached_field(FieldCache::ItemSku, &name)
@@ -160,45 +201,39 @@ impl Processor {
                     if self.store.has_bins(&name).await? {
                         items.insert(name);
                     }
+                    Vec::new()
                 }
-                Ok(InboxRecord {
-                    event: ErpEvent::Document { doc, name, .. },
-                    ..
-                }) => {
+                ErpEvent::Document {
+                    doc, name, keys, ..
+                } => {
                     docs.insert((doc, name));
+                    keys
                 }
-                Ok(InboxRecord {
-                    event: ErpEvent::Stock(signal),
-                    ..
-                }) => {
+                ErpEvent::Stock(signal) => {
                     if let (true, Some(so)) = (signal.doctype == "Sales Order", &signal.name) {
                         // Its shop order id may have changed (po_no is allow_on_submit).
                         self.store
                             .forget_cached_field(FieldCache::OrderId, so)
                             .await?;
                     }
-                    for (item, wh) in signal.keys {
-                        if map.warehouses.binary_search(&wh).is_ok() {
-                            items.insert(item);
-                        } else {
-                            tracing::debug!(
-                                item,
-                                warehouse = wh,
-                                "warehouse feeds no channel; ignored"
-                            );
-                        }
-                    }
+                    signal.keys
                 }
-                Err(e) => {
-                    // Only a record written by another version could fail here; keep it visible.
-                    tracing::error!(id, error = %e, record = %String::from_utf8_lossy(bytes), "unreadable inbox record dropped");
+            };
+            for (item, wh) in keys {
+                if map.warehouses.binary_search(&wh).is_err() {
+                    tracing::debug!(item, warehouse = wh, "warehouse feeds no channel; ignored");
+                } else if self.read_since(&item, *id) {
+                    // Read back after this signal arrived: that read already saw its change.
+                    skipped += 1;
+                } else {
+                    items.insert(item);
                 }
             }
         }
         let items: Vec<String> = items.into_iter().collect();
         let docs: Vec<(DocKind, String)> = docs.into_iter().collect();
         self.store.inbox_into_dirty(&ids, &items, &docs).await?;
-        Ok(batch.len())
+        Ok((batch.len(), skipped))
     }
 
     /// The shop SKU of an item: the item code, or the Item's `erpnext.sku_field` (cached).
@@ -366,7 +401,7 @@ impl Processor {
         map: &ChannelMap,
         items: &[String],
         rows: Vec<BinRow>,
-    ) -> Result<(usize, usize), ProcessError> {
+    ) -> Result<usize, ProcessError> {
         let requested: BTreeSet<&str> = items.iter().map(String::as_str).collect();
         let rows: Vec<BinRow> = rows
             .into_iter()
@@ -382,7 +417,7 @@ impl Processor {
             .filter(|(i, w)| !present.contains(&(i.as_str(), w.as_str())))
             .map(|(i, w)| (i.clone(), w.clone()))
             .collect();
-        let stale = self.store.apply_bins(&rows, &absent).await?;
+        self.store.apply_bins(&rows, &absent).await?;
         let mut levels = Vec::with_capacity(items.len() * map.channels.len());
         for item in items {
             let Some(sku) = self.sku(item).await? else {
@@ -403,6 +438,6 @@ impl Processor {
                 });
             }
         }
-        Ok((self.store.queue_levels(&levels).await?, stale))
+        Ok(self.store.queue_levels(&levels).await?)
     }
 }

@@ -124,6 +124,7 @@ impl Relay {
             store.clone(),
             settings.erpnext.page_size,
             settings.erpnext.reconcile_overlap_secs,
+            settings.erpnext.full_reconcile_interval_secs,
         );
         let pusher = PushAgent::new(store.clone(), shop, &settings.shop, metrics.clone());
         Ok(Relay {
@@ -332,8 +333,8 @@ async fn processing_loop(relay: Relay) {
     }
 }
 
-/// A pass at start (catching up after downtime), then every `every`, and whenever the admin
-/// asks. Without `every`, only when asked.
+/// A pass at start (catching up after downtime), then every `every`, whenever the scheduled
+/// full pass is due, and whenever the admin asks. Without `every`, only when asked or due.
 async fn reconcile_loop(relay: Relay, every: Option<Duration>) {
     let mut run = every.is_some();
     loop {
@@ -341,14 +342,18 @@ async fn reconcile_loop(relay: Relay, every: Option<Duration>) {
             let full = relay.reconcile.take_full();
             match relay.reconcile_pass(full, |_| {}).await {
                 Ok(r) => {
-                    tracing::info!(full, rows = r.rows, pages = r.pages, watermark = ?r.watermark.map(|w| w.0), "reconcile pass done")
+                    tracing::info!(full = r.full, clock_went_back = r.clock_went_back, rows = r.rows, pages = r.pages, watermark = ?r.watermark.map(|w| w.0), "reconcile pass done")
                 }
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "reconcile pass failed; the next one will cover it")
                 }
             }
         }
-        match every {
+        let full_in = relay.reconciler.next_full_in().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %error_chain(&e), "cannot read when the last full pass ran");
+            None
+        });
+        match [every, full_in].into_iter().flatten().min() {
             Some(d) => {
                 tokio::select! {
                     _ = relay.reconcile.requested() => {}

@@ -5,7 +5,7 @@ mod common;
 use common::{Harness, STORES};
 use serde_json::{json, Value};
 use shoprelay::cli::{erpnext_check, erpnext_setup};
-use shoprelay::erpnext::webhooks::shipped;
+use shoprelay::erpnext::webhooks::for_site;
 use shoprelay::startup::Workers;
 use shoprelay::testkit::erp::{API_KEY, API_SECRET};
 use shoprelay::testkit::ErpEmulator;
@@ -62,20 +62,25 @@ async fn create_webhook(h: &Harness, doc: Value) {
 #[tokio::test]
 async fn setup_on_an_empty_site_installs_every_webhook_and_they_deliver_to_the_relay() {
     let h = bare().await;
+    // No erpnext.sku_field: every shipped webhook but the Item one.
+    let wanted = for_site(None).expect("shipped").len();
     let (dry, text) = setup(&h, true).await;
     assert_eq!(dry, Ok(0));
     assert!(
-        text.contains("dry run: 12 change(s) planned, nothing changed"),
+        text.contains(&format!(
+            "dry run: {wanted} change(s) planned, nothing changed"
+        )),
         "{text}"
     );
     assert!(h.erp.webhooks().is_empty(), "a dry run changes nothing");
 
     let (r, text) = setup(&h, false).await;
-    assert_eq!(r, Ok(shipped().expect("shipped").len()), "{text}");
+    assert_eq!(r, Ok(wanted), "{text}");
     assert!(
-        text.contains("create    shoprelay Bin after_insert"),
+        text.contains("create    shoprelay Stock Entry on_submit"),
         "{text}"
     );
+    assert!(!text.contains("Item"), "{text}");
     for (doc, secret) in h.erp.webhooks() {
         assert_eq!(
             secret.as_deref(),
@@ -99,7 +104,7 @@ async fn setup_on_an_empty_site_installs_every_webhook_and_they_deliver_to_the_r
     assert_eq!(r, Ok(0));
     assert!(text.contains("nothing to change"), "{text}");
     assert!(
-        text.lines().filter(|l| l.contains("unchanged")).count() == 12,
+        text.lines().filter(|l| l.contains("unchanged")).count() == wanted,
         "{text}"
     );
     h.stop().await;
@@ -197,7 +202,7 @@ async fn check_passes_on_a_wired_site_and_names_each_problem_on_a_broken_one() {
     // A delivery the relay refuses (signed with a secret it does not know) lands in the log.
     edit_webhook(
         &h,
-        "shoprelay Stock Ledger Entry after_insert",
+        "shoprelay Stock Entry on_submit",
         json!({"webhook_secret": "rotated-wrongly"}),
     )
     .await;
@@ -217,7 +222,7 @@ async fn check_passes_on_a_wired_site_and_names_each_problem_on_a_broken_one() {
     assert!(text.contains("FAIL shoprelay Delivery Note on_submit: points at \"http://elsewhere/webhooks/erpnext\""), "{text}");
     assert!(
         text.contains("failed delivery")
-            && text.contains("shoprelay Stock Ledger Entry after_insert")
+            && text.contains("shoprelay Stock Entry on_submit")
             && text.contains("401"),
         "{text}"
     );
@@ -238,5 +243,88 @@ async fn check_passes_on_a_wired_site_and_names_each_problem_on_a_broken_one() {
         "{text}"
     );
     assert!(!text.contains("wrong"), "no secret in output: {text}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn item_saves_queue_a_job_only_when_a_sku_field_is_configured_and_set_or_changed() {
+    // No sku_field: no Item webhook at all, and one left from an older setup is disabled.
+    let h = bare().await;
+    setup(&h, false).await.0.expect("setup");
+    let old = for_site(Some("shop_sku"))
+        .expect("shipped")
+        .into_iter()
+        .find(|w| w.webhook_doctype == "Item")
+        .expect("the Item webhook");
+    let mut doc = serde_json::to_value(&old).expect("doc");
+    doc["condition"] = json!("");
+    doc["webhook_secret"] = json!("an-old-secret");
+    create_webhook(&h, doc).await;
+    let (_, text) = setup(&h, false).await;
+    assert!(
+        text.contains("disable   shoprelay Item on_update"),
+        "{text}"
+    );
+    let mut jobs = 0;
+    for i in 0..100 {
+        jobs += h
+            .erp
+            .save_item(&format!("NEW-{i:03}"), &[])
+            .expect("item")
+            .len();
+    }
+    assert_eq!(jobs, 0, "100 new items, no sku_field: no job");
+    h.stop().await;
+
+    // With sku_field: only saves that set or change it.
+    let h = Harness::start_on(
+        ErpEmulator::start_bare().await.expect("emulator"),
+        Workers::Background,
+        |t| t.replace("page_size = 20", "page_size = 20\nsku_field = \"shop_sku\""),
+    )
+    .await;
+    setup(&h, false).await.0.expect("setup");
+    let (item_hook, _) = h
+        .erp
+        .webhooks()
+        .into_iter()
+        .find(|(d, _)| d["webhook_doctype"] == "Item")
+        .expect("installed");
+    assert!(
+        item_hook["condition"]
+            .as_str()
+            .is_some_and(|c| c.contains("has_value_changed(\"shop_sku\")")),
+        "{item_hook}"
+    );
+    let mut jobs = 0;
+    for i in 0..100 {
+        let fields: Vec<(&str, Value)> = if i % 10 == 0 {
+            vec![("shop_sku", json!(format!("S-{i}")))]
+        } else {
+            Vec::new()
+        };
+        jobs += h
+            .erp
+            .save_item(&format!("NEW-{i:03}"), &fields)
+            .expect("item")
+            .len();
+    }
+    assert_eq!(jobs, 10, "only the 10 items created with a SKU");
+    let unchanged = h
+        .erp
+        .save_item("NEW-000", &[("description", json!("new text"))])
+        .expect("item");
+    assert!(unchanged.is_empty(), "an edit that leaves the SKU alone");
+    let changed = h
+        .erp
+        .save_item("NEW-000", &[("shop_sku", json!("S-0b"))])
+        .expect("item");
+    assert_eq!(changed.len(), 1);
+    let set_later = h
+        .erp
+        .save_item("NEW-001", &[("shop_sku", json!("S-1"))])
+        .expect("item");
+    assert_eq!(set_later.len(), 1);
+    h.deliver(changed).await;
     h.stop().await;
 }

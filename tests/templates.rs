@@ -78,7 +78,7 @@ fn empty_optional_fields_render_as_null() {
         values.insert("warehouse".into(), json!("W"));
         values.insert(
             "items".into(),
-            json!([{"item_code": "A", "warehouse": "W"}]),
+            json!([{"item_code": "A", "warehouse": "W", "s_warehouse": "W"}]),
         );
         let doc = as_dict(
             &hook.webhook_doctype,

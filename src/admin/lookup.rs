@@ -213,7 +213,7 @@ pub(crate) async fn preview(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let rows = state.erp.bins(items, &warehouses).await?;
+    let (rows, _) = state.erp.bins(items, &warehouses).await?;
     let mut out = Vec::new();
     for item in items {
         let by_wh: BTreeMap<&str, &BinRow> = rows

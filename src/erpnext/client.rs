@@ -121,6 +121,15 @@ pub fn decode_frappe_error(status: u16, body: &str) -> ErpError {
     }
 }
 
+/// What the site says of its clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteClock {
+    /// The System Settings time zone (None: not set, Frappe then uses the server's zone).
+    pub time_zone: Option<String>,
+    /// The server's `Date` header, in seconds since 1970-01-01 UTC.
+    pub utc_secs: i64,
+}
+
 /// A client for one ERPNext site.
 #[derive(Clone)]
 pub struct ErpClient {
@@ -291,6 +300,11 @@ impl ErpClient {
             .ok_or_else(|| ErpError::Decode(format!("get_count answered {v}")))
     }
 
+    async fn fetch_doc(&self, doctype: &str, name: &str) -> Result<reqwest::Response, ErpError> {
+        let url = format!("{}/{}", self.resource_url(doctype), encode_segment(name));
+        self.http.get(url).send().await.map_err(ErpError::Transport)
+    }
+
     /// One document (`GET /api/resource/{doctype}/{name}`), None when ERPNext says 404.
     pub async fn get_doc<T: DeserializeOwned>(
         &self,
@@ -301,13 +315,7 @@ impl ErpClient {
         struct Data<T> {
             data: T,
         }
-        let url = format!("{}/{}", self.resource_url(doctype), encode_segment(name));
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(ErpError::Transport)?;
+        let resp = self.fetch_doc(doctype, name).await?;
         match Self::decode::<Data<T>>(resp).await {
             Ok(d) => Ok(Some(d.data)),
             Err(ErpError::Status { status: 404, .. }) => Ok(None),
@@ -315,28 +323,157 @@ impl ErpClient {
         }
     }
 
-    /// The current Bin rows of `items` in `warehouses`, in batches of `readback_batch` items.
+    /// The site's clock: its System Settings time zone and the UTC time of its HTTP `Date`
+    /// header, from one `GET` of the System Settings document.
+    pub async fn site_clock(&self) -> Result<SiteClock, ErpError> {
+        #[derive(serde::Deserialize)]
+        struct Data {
+            data: SystemSettings,
+        }
+        #[derive(serde::Deserialize)]
+        struct SystemSettings {
+            #[serde(default)]
+            time_zone: Option<String>,
+        }
+        let resp = self.fetch_doc("System Settings", "System Settings").await?;
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
+        let settings = Self::decode::<Data>(resp).await?.data;
+        let utc_secs =
+            date.ok_or_else(|| ErpError::Decode("the answer has no readable Date header".into()))?;
+        Ok(SiteClock {
+            time_zone: settings
+                .time_zone
+                .map(|z| z.trim().to_owned())
+                .filter(|z| !z.is_empty()),
+            utc_secs,
+        })
+    }
+
+    /// The current Bin rows of `items` in `warehouses`, in batches of at most `readback_batch`
+    /// items whose request line stays under [`MAX_REQUEST_LINE`]; returns the rows and the
+    /// number of requests made.
     pub async fn bins(
         &self,
         items: &[String],
         warehouses: &[String],
-    ) -> Result<Vec<BinRow>, ErpError> {
+    ) -> Result<(Vec<BinRow>, usize), ErpError> {
         let mut rows = Vec::new();
-        for chunk in items.chunks(self.readback_batch.max(1)) {
+        let mut requests = 0;
+        for chunk in self.readback_chunks(items, warehouses) {
             let filters =
-                serde_json::json!([["item_code", "in", chunk], ["warehouse", "in", warehouses],]);
+                serde_json::json!([["item_code", "in", chunk], ["warehouse", "in", warehouses]]);
+            // A chunk has at most one Bin per (item, warehouse): one page of that size holds all.
+            let limit = (chunk.len() * warehouses.len()).max(1);
             rows.extend(
-                self.list_all::<BinRow>("Bin", &BinRow::FIELDS, &filters)
+                self.list_page::<BinRow>("Bin", &BinRow::FIELDS, &filters, "name asc", 0, limit)
                     .await?,
             );
+            requests += 1;
         }
-        Ok(rows)
+        Ok((rows, requests))
     }
+
+    /// Splits `items` into read-back batches: at most `readback_batch` items each, and short
+    /// enough that the whole `GET` line stays under [`MAX_REQUEST_LINE`].
+    fn readback_chunks<'a>(&self, items: &'a [String], warehouses: &[String]) -> Vec<&'a [String]> {
+        let fields = serde_json::to_string(&BinRow::FIELDS).unwrap_or_default();
+        let whs = serde_json::to_string(warehouses).unwrap_or_default();
+        // Path, the fields and warehouse lists, the filter's frame and the paging parameters.
+        let base = self.resource_url("Bin").len() + query_len(&fields) + query_len(&whs) + 200;
+        let mut chunks = Vec::new();
+        let (mut start, mut len) = (0, base);
+        for (i, item) in items.iter().enumerate() {
+            let add = query_len(&serde_json::to_string(item).unwrap_or_default()) + 3;
+            if i > start && (len + add > MAX_REQUEST_LINE || i - start >= self.readback_batch) {
+                chunks.push(&items[start..i]);
+                (start, len) = (i, base);
+            }
+            len += add;
+        }
+        if start < items.len() {
+            chunks.push(&items[start..]);
+        }
+        chunks
+    }
+}
+
+/// The longest request line the relay sends: Frappe's web server (gunicorn, default settings)
+/// refuses one over 4,094 bytes with 400 "Request Line is too large".
+pub const MAX_REQUEST_LINE: usize = 3_500;
+
+/// The length of `s` in a query string (`application/x-www-form-urlencoded`).
+fn query_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_' | b' ') {
+                1
+            } else {
+                3
+            }
+        })
+        .sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_backs_of_many_items_keep_every_request_line_short() {
+        let settings = crate::config::Settings::from_toml(
+            r#"[erpnext]
+url = "http://erp.localhost:8000"
+api_key = "k"
+api_secret = "s"
+webhook_secrets = ["w"]
+readback_batch = 1000
+[shop]
+base_url = "http://127.0.0.1:1"
+token = "t"
+[[channels]]
+name = "web"
+warehouses = ["Stores - ACME"]
+"#,
+            &[],
+        )
+        .expect("settings");
+        let client = ErpClient::new(&settings.erpnext).expect("client");
+        let items: Vec<String> = (0..500)
+            .map(|i| format!("STOCK-TAKE-ITEM-{i:04}"))
+            .collect();
+        let whs = vec![
+            "Stores - ACME".to_owned(),
+            "Finished Goods - ACME".to_owned(),
+        ];
+        let chunks = client.readback_chunks(&items, &whs);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 500);
+        assert!(chunks.len() < 10, "{}", chunks.len());
+        for chunk in chunks {
+            let filters = serde_json::json!([["item_code", "in", chunk], ["warehouse", "in", whs]]);
+            let url = reqwest::Url::parse_with_params(
+                &client.resource_url("Bin"),
+                &[
+                    (
+                        "fields",
+                        serde_json::to_string(&BinRow::FIELDS).expect("fields"),
+                    ),
+                    ("filters", filters.to_string()),
+                    ("order_by", "name asc".to_owned()),
+                    ("limit_start", "0".to_owned()),
+                    ("limit_page_length", "500".to_owned()),
+                ],
+            )
+            .expect("url");
+            let line = format!("GET {}?{} HTTP/1.1", url.path(), url.query().unwrap_or(""));
+            assert!(line.len() <= 4094, "{}", line.len());
+        }
+    }
 
     #[test]
     fn server_messages_are_decoded_into_plain_words() {

@@ -1,5 +1,11 @@
 //! The Webhook documents of `erpnext_webhook_setup/webhooks/`, compiled into the binary so that
 //! `shoprelay demo` and setup work from any directory.
+//!
+//! Stock is signalled per voucher (Stock Entry, Purchase Receipt, Delivery Note, Sales and
+//! Purchase Invoice with `update_stock`, Stock Reconciliation, Subcontracting Receipt: submit
+//! and cancel), never per Stock Ledger Entry: ERPNext's worker runs one job per webhook and
+//! document, about half a second each, so a 40-line receipt costs one job instead of forty, and
+//! its body names every row's item and warehouse.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,19 +48,29 @@ macro_rules! shipped_files {
     };
 }
 
-const FILES: [(&str, &str); 12] = shipped_files!(
-    "shoprelay-bin-after_insert.json",
+const FILES: [(&str, &str); 22] = shipped_files!(
     "shoprelay-bin-on_change.json",
-    "shoprelay-stock_ledger_entry-after_insert.json",
-    "shoprelay-sales_order-on_submit.json",
+    "shoprelay-delivery_note-on_cancel.json",
+    "shoprelay-delivery_note-on_submit.json",
+    "shoprelay-item-on_update.json",
+    "shoprelay-purchase_invoice-on_cancel.json",
+    "shoprelay-purchase_invoice-on_submit.json",
+    "shoprelay-purchase_receipt-on_cancel.json",
+    "shoprelay-purchase_receipt-on_submit.json",
+    "shoprelay-sales_invoice-on_cancel.json",
+    "shoprelay-sales_invoice-on_submit.json",
     "shoprelay-sales_order-on_cancel.json",
     "shoprelay-sales_order-on_change.json",
-    "shoprelay-delivery_note-on_submit.json",
-    "shoprelay-delivery_note-on_cancel.json",
-    "shoprelay-shipment-on_submit.json",
-    "shoprelay-shipment-on_change.json",
+    "shoprelay-sales_order-on_submit.json",
     "shoprelay-shipment-on_cancel.json",
-    "shoprelay-item-on_update.json",
+    "shoprelay-shipment-on_change.json",
+    "shoprelay-shipment-on_submit.json",
+    "shoprelay-stock_entry-on_cancel.json",
+    "shoprelay-stock_entry-on_submit.json",
+    "shoprelay-stock_reconciliation-on_cancel.json",
+    "shoprelay-stock_reconciliation-on_submit.json",
+    "shoprelay-subcontracting_receipt-on_cancel.json",
+    "shoprelay-subcontracting_receipt-on_submit.json",
 );
 
 /// Every shipped Webhook document, parsed. A file that does not parse is a build defect and
@@ -64,6 +80,26 @@ pub fn shipped() -> Result<Vec<WebhookDoc>, String> {
         .iter()
         .map(|(file, text)| serde_json::from_str(text).map_err(|e| format!("{file}: {e}")))
         .collect()
+}
+
+/// What the Item template's condition says in place of the SKU field's name.
+const SKU_FIELD_PLACEHOLDER: &str = "SKU_FIELD";
+
+/// The shipped Webhook documents a site needs with this `erpnext.sku_field`: without one the
+/// Item webhook is left out (the item code is the SKU, so no Item save concerns the relay);
+/// with one its condition names the field, so only saves that set or change it fire.
+pub fn for_site(sku_field: Option<&str>) -> Result<Vec<WebhookDoc>, String> {
+    Ok(shipped()?
+        .into_iter()
+        .filter_map(|mut doc| {
+            if !doc.condition.contains(SKU_FIELD_PLACEHOLDER) {
+                return Some(doc);
+            }
+            let field = sku_field?;
+            doc.condition = doc.condition.replace(SKU_FIELD_PLACEHOLDER, field);
+            Some(doc)
+        })
+        .collect())
 }
 
 /// The file names compiled in, for a test that the folder and the binary agree.

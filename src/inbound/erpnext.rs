@@ -14,8 +14,11 @@ use crate::store::Ingested;
 /// The header Frappe signs with: base64 of HMAC-SHA256 over the raw body (docs/erpnext-facts.md).
 pub const SIGNATURE_HEADER: &str = "X-Frappe-Webhook-Signature";
 
-/// The doctypes and events shoprelay understands.
-const KNOWN_EVENTS: [(&str, &[&str]); 6] = [
+const SUBMIT_CANCEL: &[&str] = &["on_submit", "on_cancel"];
+
+/// The doctypes and events shoprelay understands. Stock vouchers name their rows' items and
+/// warehouses; `Stock Ledger Entry` and `Bin after_insert` are what older setups installed.
+const KNOWN_EVENTS: [(&str, &[&str]); 12] = [
     ("Bin", &["after_insert", "on_update", "on_change"]),
     ("Stock Ledger Entry", &["after_insert", "on_update"]),
     (
@@ -47,6 +50,37 @@ const KNOWN_EVENTS: [(&str, &[&str]); 6] = [
         ],
     ),
     ("Item", &["after_insert", "on_update", "on_change"]),
+    ("Stock Entry", SUBMIT_CANCEL),
+    ("Purchase Receipt", SUBMIT_CANCEL),
+    ("Purchase Invoice", SUBMIT_CANCEL),
+    ("Sales Invoice", SUBMIT_CANCEL),
+    ("Stock Reconciliation", SUBMIT_CANCEL),
+    ("Subcontracting Receipt", SUBMIT_CANCEL),
+];
+
+/// The stock vouchers whose submit and cancel the shipped webhooks signal (Sales Orders and
+/// Delivery Notes carry their rows too, with their own events).
+pub const STOCK_VOUCHERS: [&str; 6] = [
+    "Stock Entry",
+    "Purchase Receipt",
+    "Purchase Invoice",
+    "Sales Invoice",
+    "Stock Reconciliation",
+    "Subcontracting Receipt",
+];
+
+/// Doctypes whose events carry their rows in child tables.
+fn carries_rows(doctype: &str) -> bool {
+    matches!(doctype, "Sales Order" | "Delivery Note") || STOCK_VOUCHERS.contains(&doctype)
+}
+
+/// The child tables a voucher's stock rows come in, and the row fields that name a warehouse.
+const ROW_TABLES: [&str; 3] = ["items", "packed_items", "supplied_items"];
+const ROW_WAREHOUSES: [&str; 4] = [
+    "warehouse",
+    "s_warehouse",
+    "t_warehouse",
+    "rejected_warehouse",
 ];
 
 fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -110,14 +144,28 @@ pub fn parse_event(body: &[u8]) -> Result<ErpEvent, InboundError> {
                 "a {doctype} event needs its \"name\""
             )));
         };
+        let keys = if doc == DocKind::DeliveryNote {
+            voucher_keys(&obj)
+        } else {
+            Vec::new()
+        };
         return Ok(ErpEvent::Document {
             doc,
             event,
             name: name.to_owned(),
+            keys,
         });
     }
     let keys = match *doctype {
-        "Sales Order" => sales_order_keys(&obj)?,
+        d if carries_rows(d) => {
+            let keys = voucher_keys(&obj);
+            if keys.is_empty() {
+                return Err(unprocessable(format!(
+                    "a {doctype} event needs \"items\" with \"item_code\" and a warehouse"
+                )));
+            }
+            keys
+        }
         _ => match (text(&obj, "item_code"), text(&obj, "warehouse")) {
             (Some(i), Some(w)) => vec![(i.to_owned(), w.to_owned())],
             _ => {
@@ -135,30 +183,32 @@ pub fn parse_event(body: &[u8]) -> Result<ErpEvent, InboundError> {
     }))
 }
 
-fn sales_order_keys(obj: &Map<String, Value>) -> Result<Vec<(String, String)>, InboundError> {
-    let Some(items) = obj.get("items").and_then(Value::as_array) else {
-        return Err(unprocessable("a Sales Order event needs an \"items\" list"));
-    };
+/// The (item, warehouse) pairs a voucher's rows name: every row of its stock tables, each of the
+/// row's warehouse fields that is set (the voucher's `set_warehouse` when none is), once each.
+fn voucher_keys(obj: &Map<String, Value>) -> Vec<(String, String)> {
     let default_wh = text(obj, "set_warehouse");
     let mut keys: Vec<(String, String)> = Vec::new();
-    for row in items.iter().filter_map(Value::as_object) {
-        let (Some(item), Some(wh)) = (
-            text(row, "item_code"),
-            text(row, "warehouse").or(default_wh),
-        ) else {
+    let mut seen = std::collections::HashSet::new();
+    let rows = ROW_TABLES
+        .iter()
+        .filter_map(|t| obj.get(*t).and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_object);
+    for row in rows {
+        let Some(item) = text(row, "item_code") else {
             continue;
         };
-        let key = (item.to_owned(), wh.to_owned());
-        if !keys.contains(&key) {
-            keys.push(key);
+        let mut whs: Vec<&str> = ROW_WAREHOUSES.iter().filter_map(|f| text(row, f)).collect();
+        if whs.is_empty() {
+            whs.extend(default_wh);
+        }
+        for wh in whs {
+            if seen.insert((item, wh)) {
+                keys.push((item.to_owned(), wh.to_owned()));
+            }
         }
     }
-    if keys.is_empty() {
-        return Err(unprocessable(
-            "a Sales Order event needs items with \"item_code\" and \"warehouse\"",
-        ));
-    }
-    Ok(keys)
+    keys
 }
 
 /// What an event is about, for the log: doctype, event and document name.
@@ -170,7 +220,9 @@ fn describe(event: &ErpEvent) -> String {
             s.event.as_deref().unwrap_or("-"),
             s.name.as_deref().unwrap_or("-")
         ),
-        ErpEvent::Document { doc, event, name } => format!(
+        ErpEvent::Document {
+            doc, event, name, ..
+        } => format!(
             "{} {} {name}",
             doc.doctype(),
             event.as_deref().unwrap_or("-")
@@ -369,7 +421,8 @@ mod tests {
             ErpEvent::Document {
                 doc: DocKind::DeliveryNote,
                 event: Some("on_submit".into()),
-                name: "DN-1".into()
+                name: "DN-1".into(),
+                keys: Vec::new(),
             }
         );
         assert!(refused(r#"{"doctype": "Shipment", "event": "on_change"}"#).contains("name"));

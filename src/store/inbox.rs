@@ -29,6 +29,10 @@ pub trait Inbox: Send + Sync {
         now_secs: u64,
     ) -> StoreFuture<'a, Ingested>;
 
+    /// A number greater than every id handed out before (inbox records' included): the relay's
+    /// own order of events and reads.
+    fn sequence(&self) -> Result<u64, StoreError>;
+
     /// The oldest records, up to `limit`, with their ids.
     fn inbox_batch(&self, limit: usize) -> StoreFuture<'_, Vec<(u64, Vec<u8>)>>;
 
@@ -95,6 +99,10 @@ impl SledStore {
 }
 
 impl Inbox for SledStore {
+    fn sequence(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
     fn ingest<'a>(
         &'a self,
         dedup_key: &'a [u8],

@@ -1,4 +1,4 @@
-//! What was read back from ERPNext: Bin rows (a row never replaces a newer one), document fields
+//! What was read back from ERPNext: Bin rows (the latest read is the truth), document fields
 //! cached until the document changes, Shipment tracking per delivery note, and when a delivery
 //! note was first seen submitted.
 
@@ -17,14 +17,15 @@ pub enum FieldCache {
 
 /// Rows and fields read back from ERPNext.
 pub trait ReadBack: Send + Sync {
-    /// Stores Bin rows; a row never replaces one with a newer `modified`. `absent` lists
-    /// (item, warehouse) pairs ERPNext reported no Bin for; their rows are removed. Returns how
-    /// many rows were older than what was stored (and so ignored).
+    /// Stores Bin rows read back from ERPNext. A row read back is the truth when it is read,
+    /// whatever its `modified` says (the site's clock can go back), so it replaces what is
+    /// stored. `absent` lists (item, warehouse) pairs ERPNext reported no Bin for; their rows
+    /// are removed.
     fn apply_bins<'a>(
         &'a self,
         rows: &'a [BinRow],
         absent: &'a [(String, String)],
-    ) -> StoreFuture<'a, usize>;
+    ) -> StoreFuture<'a, ()>;
     /// The stored Bin row for (item, warehouse), if any.
     fn bin<'a>(&'a self, item: &'a str, warehouse: &'a str) -> StoreFuture<'a, Option<BinRow>>;
     /// True when a Bin row of `item` was ever read back (it is stocked somewhere mapped).
@@ -44,7 +45,8 @@ pub trait ReadBack: Send + Sync {
     ) -> StoreFuture<'a, ()>;
     /// Forgets a cached field (its document changed).
     fn forget_cached_field<'a>(&'a self, cache: FieldCache, name: &'a str) -> StoreFuture<'a, ()>;
-    /// Records what a Shipment says of a delivery note, unless a newer state is stored.
+    /// Records what a Shipment read back says of a delivery note (the truth when it was read,
+    /// whatever its `modified` says).
     fn set_tracking<'a>(&'a self, delivery_note: &'a str, t: &'a Tracking) -> StoreFuture<'a, ()>;
     /// Every Shipment state recorded for a delivery note.
     fn trackings<'a>(&'a self, delivery_note: &'a str) -> StoreFuture<'a, Vec<Tracking>>;
@@ -65,36 +67,24 @@ impl SledStore {
         &self,
         rows: &[BinRow],
         absent: &[(String, String)],
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(), StoreError> {
         self.writable()?;
-        let mut stale = 0;
         for row in rows {
-            let key = key2(&row.item_code, &row.warehouse);
-            if let Some(old) = self.bins.get(&key)? {
-                let old: BinRow = serde_json::from_slice(&old)?;
-                if old.modified > row.modified {
-                    stale += 1;
-                    continue;
-                }
-            }
-            self.bins.insert(key, serde_json::to_vec(row)?)?;
+            self.bins.insert(
+                key2(&row.item_code, &row.warehouse),
+                serde_json::to_vec(row)?,
+            )?;
         }
         for (item, wh) in absent {
             self.bins.remove(key2(item, wh))?;
         }
-        Ok(stale)
+        Ok(())
     }
 
     fn set_tracking_now(&self, delivery_note: &str, t: &Tracking) -> Result<(), StoreError> {
         self.writable()?;
-        let key = key2(delivery_note, &t.shipment);
-        if let Some(old) = self.tracking.get(&key)? {
-            let old: Tracking = serde_json::from_slice(&old)?;
-            if old.modified > t.modified {
-                return Ok(());
-            }
-        }
-        self.tracking.insert(key, serde_json::to_vec(t)?)?;
+        self.tracking
+            .insert(key2(delivery_note, &t.shipment), serde_json::to_vec(t)?)?;
         Ok(())
     }
 
@@ -117,7 +107,7 @@ impl ReadBack for SledStore {
         &'a self,
         rows: &'a [BinRow],
         absent: &'a [(String, String)],
-    ) -> StoreFuture<'a, usize> {
+    ) -> StoreFuture<'a, ()> {
         ready(self.apply_bins_now(rows, absent))
     }
 

@@ -6,12 +6,17 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
+mod vouchers;
+
+pub use vouchers::StockLine;
+
+use super::condition;
 use super::frappe::{as_dict, render, Delivery, RenderError};
-use crate::erpnext::webhooks::{shipped, WebhookDoc};
+use crate::erpnext::webhooks::{for_site, WebhookDoc};
 use crate::model::Modified;
 
 #[path = "erp_orders.rs"]
@@ -31,27 +36,44 @@ struct State {
     unreadable: std::collections::BTreeSet<String>,
     /// (doctype, name) -> as_dict value (Webhook documents included).
     docs: BTreeMap<(String, String), Value>,
-    /// Microseconds since the emulator's epoch; every write moves it on.
-    clock_us: u64,
+    /// The site's clock: microseconds since 1970-01-01 UTC; every write moves it on. `modified`
+    /// values are this time in `zone` (the System Settings time zone), as Frappe stamps them.
+    utc_us: i64,
+    zone: String,
     counter: u64,
     rest_down: bool,
     rest_requests: u64,
     /// Customers, addresses and Sales Orders made over REST (see `erp_orders.rs`).
     orders: orders::Orders,
+    /// `GET /api/resource/{doctype}` lists served, per doctype.
+    list_reads: BTreeMap<String, u64>,
 }
 
 impl State {
     fn tick(&mut self) -> String {
-        self.clock_us += 1_000 + (self.counter % 7) * 137;
+        self.utc_us += 1_000 + (self.counter % 7) as i64 * 137;
         self.counter += 1;
-        let secs = self.clock_us / 1_000_000;
-        let micros = self.clock_us % 1_000_000;
-        let (h, m, s) = (10 + secs / 3600, (secs / 60) % 60, secs % 60);
-        if micros == 0 {
-            format!("2026-11-26 {h:02}:{m:02}:{s:02}")
-        } else {
-            format!("2026-11-26 {h:02}:{m:02}:{s:02}.{micros:06}")
+        self.local_now()
+    }
+
+    /// The site's time in its time zone, as `modified` prints it.
+    fn local_now(&self) -> String {
+        let offset = zone_offset(&self.zone).unwrap_or(0);
+        Modified::from_micros(self.utc_us + offset * 1_000_000).0
+    }
+
+    /// Time passes until the site's local time is at least `modified`.
+    fn advance_to(&mut self, modified: &str) {
+        let offset = zone_offset(&self.zone).unwrap_or(0);
+        if let Some(local) = Modified(modified.to_owned()).micros() {
+            self.utc_us = self.utc_us.max(local - offset * 1_000_000);
         }
+    }
+
+    /// The HTTP `Date` of the site's clock.
+    fn http_date(&self) -> String {
+        let secs = u64::try_from(self.utc_us / 1_000_000).unwrap_or(0);
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
     }
 
     fn next_name(&mut self, prefix: &str) -> String {
@@ -61,18 +83,45 @@ impl State {
 
     /// The enabled Webhook documents of the site for (doctype, event), rendered for `doc`.
     fn fire(&self, doctype: &str, event: &str, doc: &Value) -> Result<Vec<Delivery>, RenderError> {
-        self.docs
+        self.fire_saved(doctype, event, doc, None)
+    }
+
+    /// Like [`State::fire`] for a save, with the version saved before (None: a new document),
+    /// which the webhooks' conditions may compare with.
+    fn fire_saved(
+        &self,
+        doctype: &str,
+        event: &str,
+        doc: &Value,
+        before: Option<&Value>,
+    ) -> Result<Vec<Delivery>, RenderError> {
+        let mut out = Vec::new();
+        let hooks = self
+            .docs
             .iter()
             .filter(|((dt, _), _)| dt == "Webhook")
             .filter_map(|(_, v)| serde_json::from_value::<WebhookDoc>(v.clone()).ok())
             .filter(|w| {
                 w.enabled == 1 && w.webhook_doctype == doctype && w.webhook_docevent == event
-            })
-            .map(|w| {
+            });
+        for w in hooks {
+            let wanted = condition::holds(&w.condition, doc, before).map_err(|reason| {
+                RenderError::Condition {
+                    webhook: w.name.clone(),
+                    reason,
+                }
+            })?;
+            if wanted {
                 let secret = self.secrets.get(&w.name).filter(|_| w.enable_security == 1);
-                render(&w, doc, secret.map(String::as_str), &self.relay_base)
-            })
-            .collect()
+                out.push(render(
+                    &w,
+                    doc,
+                    secret.map(String::as_str),
+                    &self.relay_base,
+                )?);
+            }
+        }
+        Ok(out)
     }
 
     /// Stores a Webhook document as the site would (the secret apart, asterisks in its place).
@@ -152,6 +201,21 @@ impl State {
     }
 }
 
+/// The UTC offsets (seconds) of the time zones the emulated site may be set to, as they are on
+/// its November 2026 dates.
+fn zone_offset(zone: &str) -> Option<i64> {
+    match zone {
+        "UTC" | "Etc/UTC" => Some(0),
+        "Asia/Kolkata" => Some(19_800),
+        "Europe/Berlin" => Some(3_600),
+        "America/New_York" => Some(-18_000),
+        _ => None,
+    }
+}
+
+/// The emulated site's clock starts at 2026-11-26 10:00:00 UTC.
+const START_UTC_SECS: i64 = 1_795_687_200;
+
 fn add(bin: &mut Map<String, Value>, field: &str, delta: f64) {
     let cur = bin.get(field).and_then(Value::as_f64).unwrap_or(0.0);
     bin.insert(field.into(), json!(cur + delta));
@@ -179,11 +243,15 @@ pub struct Transport<'a> {
 }
 
 impl ErpEmulator {
-    /// Starts the emulator on a loopback port with the shipped Webhook documents installed,
-    /// signed with `webhook_secret`.
+    /// The Item field the emulated site keeps its shop SKUs in.
+    pub const SKU_FIELD: &'static str = "shop_sku";
+
+    /// Starts the emulator on a loopback port with the shipped Webhook documents installed
+    /// (for a relay whose `erpnext.sku_field` is [`ErpEmulator::SKU_FIELD`]), signed with
+    /// `webhook_secret`.
     pub async fn start(webhook_secret: &str) -> std::io::Result<Self> {
         let emulator = Self::start_bare().await?;
-        for hook in shipped().map_err(std::io::Error::other)? {
+        for hook in for_site(Some(Self::SKU_FIELD)).map_err(std::io::Error::other)? {
             let mut doc = match serde_json::to_value(&hook) {
                 Ok(Value::Object(m)) => m,
                 _ => Map::new(),
@@ -205,34 +273,62 @@ impl ErpEmulator {
             may_write_webhooks: true,
             unreadable: Default::default(),
             docs: BTreeMap::new(),
-            clock_us: 0,
+            utc_us: START_UTC_SECS * 1_000_000,
+            zone: "UTC".to_owned(),
             counter: 0,
             rest_down: false,
             rest_requests: 0,
+            list_reads: BTreeMap::new(),
             orders: Default::default(),
         }));
         orders::seed(&mut state.lock().unwrap_or_else(|p| p.into_inner()));
+        {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let modified = st.local_now();
+            let mut values = Map::new();
+            values.insert("time_zone".into(), json!("UTC"));
+            let doc = as_dict("System Settings", "System Settings", &modified, 0, &values);
+            st.docs
+                .insert(("System Settings".into(), "System Settings".into()), doc);
+        }
         let data = web::Data::new(state.clone());
+        let clock = state.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let (port, handle) = super::spawn_server(listener, 1, move |cfg| {
-            cfg.app_data(data.clone())
-                .route("/api/resource/{doctype}", web::get().to(list))
-                .route("/api/resource/{doctype}", web::post().to(insert))
-                .route("/api/resource/{doctype}/{name}", web::get().to(get_one))
-                .route("/api/resource/{doctype}/{name}", web::put().to(update))
-                .route(
-                    "/api/resource/{doctype}/{name}",
-                    web::delete().to(orders::delete),
-                )
-                .route(
-                    "/api/method/frappe.client.cancel",
-                    web::post().to(orders::cancel),
-                )
-                .route(
-                    "/api/method/frappe.auth.get_logged_user",
-                    web::get().to(logged_user),
-                )
-                .route("/api/method/frappe.client.get_count", web::get().to(count));
+            let clock = clock.clone();
+            cfg.app_data(data.clone()).service(
+                web::scope("")
+                    // Every answer carries the site's clock in its Date header.
+                    .wrap_fn(move |req, srv| {
+                        let clock = clock.clone();
+                        let fut = srv.call(req);
+                        async move {
+                            let mut res = fut.await?;
+                            let date = clock.lock().unwrap_or_else(|p| p.into_inner()).http_date();
+                            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&date) {
+                                res.headers_mut().insert(actix_web::http::header::DATE, v);
+                            }
+                            Ok(res)
+                        }
+                    })
+                    .route("/api/resource/{doctype}", web::get().to(list))
+                    .route("/api/resource/{doctype}", web::post().to(insert))
+                    .route("/api/resource/{doctype}/{name}", web::get().to(get_one))
+                    .route("/api/resource/{doctype}/{name}", web::put().to(update))
+                    .route(
+                        "/api/resource/{doctype}/{name}",
+                        web::delete().to(orders::delete),
+                    )
+                    .route(
+                        "/api/method/frappe.client.cancel",
+                        web::post().to(orders::cancel),
+                    )
+                    .route(
+                        "/api/method/frappe.auth.get_logged_user",
+                        web::get().to(logged_user),
+                    )
+                    .route("/api/method/frappe.client.get_count", web::get().to(count)),
+            );
         })?;
         Ok(Self {
             state,
@@ -256,9 +352,44 @@ impl ErpEmulator {
         self.lock().relay_base = base.trim_end_matches('/').to_owned();
     }
 
+    /// Sets the System Settings time zone, as an admin correcting it would: every `modified`
+    /// written from now on is the site's clock in that zone. Returns false (and changes nothing)
+    /// for a zone the emulator does not know.
+    pub fn set_time_zone(&self, zone: &str) -> bool {
+        if zone_offset(zone).is_none() {
+            return false;
+        }
+        let mut st = self.lock();
+        st.zone = zone.to_owned();
+        let modified = st.tick();
+        if let Some(Value::Object(doc)) = st
+            .docs
+            .get_mut(&("System Settings".to_owned(), "System Settings".to_owned()))
+        {
+            doc.insert("time_zone".into(), json!(zone));
+            doc.insert("modified".into(), json!(modified));
+        }
+        true
+    }
+
+    /// The site's time now, in its time zone (as the next `modified` would start).
+    pub fn site_time(&self) -> String {
+        self.lock().local_now()
+    }
+
+    /// Lets `secs` seconds pass on the site's clock.
+    pub fn advance_clock(&self, secs: u64) {
+        self.lock().utc_us += secs as i64 * 1_000_000;
+    }
+
     /// Makes every REST call answer 503 (ERPNext down) or serve again.
     pub fn set_rest_down(&self, down: bool) {
         self.lock().rest_down = down;
+    }
+
+    /// `GET /api/resource/{doctype}` list requests served so far for `doctype`.
+    pub fn list_reads(&self, doctype: &str) -> u64 {
+        self.lock().list_reads.get(doctype).copied().unwrap_or(0)
     }
 
     /// REST requests served so far.
@@ -274,22 +405,16 @@ impl ErpEmulator {
             .cloned()
     }
 
-    /// A stock movement (Material Receipt for qty > 0, Material Issue for qty < 0): the Bin is
-    /// updated with set_value (no Bin webhook unless it is new) and an SLE is inserted.
+    /// A one-line Stock Entry (Material Receipt for qty > 0, Material Issue for qty < 0),
+    /// submitted: the Bin is updated with set_value (no Bin webhook unless it is new), an SLE is
+    /// inserted and the Stock Entry's on_submit fires.
     pub fn stock_move(&self, item: &str, wh: &str, qty: f64) -> Result<Vec<Delivery>, RenderError> {
-        let mut st = self.lock();
-        let voucher = st.next_name("MAT-STE-2026-");
-        let mut out = st.update_bin(item, wh, |bin| add(bin, "actual_qty", qty))?;
-        out.extend(insert_sle(
-            &mut st,
-            item,
-            wh,
-            qty,
-            "Stock Entry",
-            &voucher,
-            0,
-        )?);
-        Ok(out)
+        let line = if qty >= 0.0 {
+            StockLine::into(item, wh, qty)
+        } else {
+            StockLine::out_of(item, wh, -qty)
+        };
+        Ok(self.submit_voucher("Stock Entry", &[line], true)?.1)
     }
 
     /// Changes a Bin without any webhook (Data Import, a repost, a missed delivery).
@@ -702,6 +827,7 @@ impl ErpEmulator {
         let mut st = self.lock();
         let modified = st.tick();
         let key = ("Item".to_owned(), item_code.to_owned());
+        let before = st.docs.get(&key).cloned();
         let mut doc = match st.docs.get(&key) {
             Some(Value::Object(m)) => m.clone(),
             _ => {
@@ -722,15 +848,17 @@ impl ErpEmulator {
         }
         doc.insert("modified".into(), json!(modified));
         let doc = Value::Object(doc);
-        let out = st.fire("Item", "on_update", &doc)?;
+        let out = st.fire_saved("Item", "on_update", &doc, before.as_ref())?;
         st.docs.insert(key, doc);
         Ok(out)
     }
 
     /// Writes a Bin directly with a given `modified` (Data Import, a backdated repost): no
     /// webhook fires.
+    /// The site's clock moves on to `modified` if it is behind it.
     pub fn import_bin(&self, item: &str, wh: &str, actual: f64, modified: &str) {
         let mut st = self.lock();
+        st.advance_to(modified);
         let name = State::bin_name(item, wh);
         let mut values = Map::new();
         values.insert("item_code".into(), json!(item));
@@ -809,6 +937,9 @@ fn insert_sle(
 }
 
 type Shared = web::Data<Arc<Mutex<State>>>;
+
+/// The longest request line gunicorn (Frappe's web server, default settings) accepts.
+const MAX_REQUEST_LINE: usize = 4_094;
 
 fn frappe_error(status: u16, exc_type: &str, message: &str) -> HttpResponse {
     let msg = json!({"message": message, "title": "Message", "indicator": "red"}).to_string();
@@ -931,6 +1062,16 @@ async fn list(
     query: web::Query<BTreeMap<String, String>>,
     state: Shared,
 ) -> HttpResponse {
+    // Frappe's gunicorn refuses a request line over 4,094 bytes before the app sees it.
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + " HTTP/1.1".len()
+        + 1;
+    if line > MAX_REQUEST_LINE {
+        return HttpResponse::BadRequest().body(format!(
+            "Bad Request\nRequest Line is too large ({line} > {MAX_REQUEST_LINE})"
+        ));
+    }
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let doctype = path.into_inner();
     if let Some(resp) = guard(&req, &mut st, &doctype) {
@@ -939,6 +1080,7 @@ async fn list(
     if orders::serves(&doctype) {
         return orders::list(&st, &doctype, &query);
     }
+    *st.list_reads.entry(doctype.clone()).or_default() += 1;
     let filters = match parse_filters(query.get("filters").map(String::as_str)) {
         Ok(f) => f,
         Err(e) => return frappe_error(417, "ValidationError", &e),

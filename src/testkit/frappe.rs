@@ -173,6 +173,8 @@ pub enum RenderError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("webhook `{webhook}`: its condition cannot be evaluated: {reason}")]
+    Condition { webhook: String, reason: String },
 }
 
 const DICT_METHODS: [&str; 10] = [

@@ -1,6 +1,7 @@
-//! The ERPNext emulator and the recording shop, shared by `shoprelay demo` and the tests, plus
-//! helpers to run a relay between them.
+//! The ERPNext emulator (with its Webhook conditions and stock vouchers) and the recording shop,
+//! shared by `shoprelay demo` and the tests, plus helpers to run a relay between them.
 
+pub mod condition;
 pub mod erp;
 pub mod frappe;
 pub mod pyjson;

@@ -158,14 +158,7 @@ impl Harness {
 
     /// Steps the processor and the pusher until both are idle (manual mode).
     pub async fn settle(&self) {
-        for _ in 0..1000 {
-            let p = self.relay.processor.step().await.expect("process step");
-            let q = self.relay.pusher.step().await.expect("push step");
-            if p.is_idle() && q.is_idle() && self.relay.store.depths().outbox == 0 {
-                return;
-            }
-        }
-        panic!("the relay did not settle");
+        settle(&self.relay).await;
     }
 
     /// The relay's `/metrics` text.
@@ -197,6 +190,26 @@ impl Harness {
         self.erp.stop().await;
         self.shop.stop().await;
     }
+}
+
+/// Delivers `ds`, settles the relay (manual mode) and returns how many Bin lists it read.
+pub async fn settle_counts(h: &Harness, ds: Vec<Delivery>) -> u64 {
+    let before = h.erp.list_reads("Bin");
+    h.deliver(ds).await;
+    h.settle().await;
+    h.erp.list_reads("Bin") - before
+}
+
+/// Steps a relay's processor and pusher until both are idle (manual mode).
+pub async fn settle(relay: &Relay) {
+    for _ in 0..10_000 {
+        let p = relay.processor.step().await.expect("process step");
+        let q = relay.pusher.step().await.expect("push step");
+        if p.is_idle() && q.is_idle() && relay.store.depths().outbox == 0 {
+            return;
+        }
+    }
+    panic!("the relay did not settle");
 }
 
 /// Waits (polling) until `cond` holds, up to 30 s; panics with `what` and `state()` otherwise.
