@@ -969,6 +969,19 @@ fn guard(req: &HttpRequest, st: &mut State, doctype: &str) -> Option<HttpRespons
     })
 }
 
+/// Locks the emulator for a request on `doctype`: its state, or the refusal [`guard`] answers.
+fn guarded<'a>(
+    req: &HttpRequest,
+    state: &'a Shared,
+    doctype: &str,
+) -> Result<MutexGuard<'a, State>, Box<HttpResponse>> {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    match guard(req, &mut st, doctype) {
+        Some(refusal) => Err(Box::new(refusal)),
+        None => Ok(st),
+    }
+}
+
 fn authenticate(req: &HttpRequest, st: &mut State) -> Option<HttpResponse> {
     st.rest_requests += 1;
     orders::record(st, req);
@@ -1072,11 +1085,11 @@ async fn list(
             "Bad Request\nRequest Line is too large ({line} > {MAX_REQUEST_LINE})"
         ));
     }
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let doctype = path.into_inner();
-    if let Some(resp) = guard(&req, &mut st, &doctype) {
-        return resp;
-    }
+    let mut st = match guarded(&req, &state, &doctype) {
+        Ok(st) => st,
+        Err(refusal) => return *refusal,
+    };
     if orders::serves(&doctype) {
         return orders::list(&st, &doctype, &query);
     }
@@ -1166,11 +1179,11 @@ async fn insert(
     body: web::Bytes,
     state: Shared,
 ) -> HttpResponse {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let doctype = path.into_inner();
-    if let Some(resp) = guard(&req, &mut st, &doctype) {
-        return resp;
-    }
+    let mut st = match guarded(&req, &state, &doctype) {
+        Ok(st) => st,
+        Err(refusal) => return *refusal,
+    };
     if let Some(resp) = webhook_write_guard(&st, &doctype) {
         return resp;
     }
@@ -1207,11 +1220,11 @@ async fn update(
     body: web::Bytes,
     state: Shared,
 ) -> HttpResponse {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let (doctype, name) = path.into_inner();
-    if let Some(resp) = guard(&req, &mut st, &doctype) {
-        return resp;
-    }
+    let mut st = match guarded(&req, &state, &doctype) {
+        Ok(st) => st,
+        Err(refusal) => return *refusal,
+    };
     if let Some(resp) = webhook_write_guard(&st, &doctype) {
         return resp;
     }
@@ -1243,9 +1256,8 @@ async fn update(
 }
 
 async fn logged_user(req: HttpRequest, state: Shared) -> HttpResponse {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(resp) = guard(&req, &mut st, "User") {
-        return resp;
+    if let Err(refusal) = guarded(&req, &state, "User") {
+        return *refusal;
     }
     HttpResponse::Ok().json(json!({"message": "shoprelay@example.com"}))
 }
@@ -1256,11 +1268,11 @@ async fn count(
     query: web::Query<BTreeMap<String, String>>,
     state: Shared,
 ) -> HttpResponse {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let doctype = query.get("doctype").cloned().unwrap_or_default();
-    if let Some(resp) = guard(&req, &mut st, &doctype) {
-        return resp;
-    }
+    let st = match guarded(&req, &state, &doctype) {
+        Ok(st) => st,
+        Err(refusal) => return *refusal,
+    };
     let filters = match parse_filters(query.get("filters").map(String::as_str)) {
         Ok(f) => f,
         Err(e) => return frappe_error(417, "ValidationError", &e),
@@ -1280,11 +1292,11 @@ async fn get_one(
     path: web::Path<(String, String)>,
     state: Shared,
 ) -> HttpResponse {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let (doctype, name) = path.into_inner();
-    if let Some(resp) = guard(&req, &mut st, &doctype) {
-        return resp;
-    }
+    let st = match guarded(&req, &state, &doctype) {
+        Ok(st) => st,
+        Err(refusal) => return *refusal,
+    };
     match st.docs.get(&(doctype.clone(), name.clone())) {
         Some(Value::Object(doc)) => {
             // as_dict(no_nulls=True): null fields are left out.

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::{add, frappe_error, guard, matches, ErpEmulator, Shared, State};
+use super::{add, frappe_error, guarded, matches, ErpEmulator, Shared, State};
 use crate::testkit::frappe::{as_dict, fields as doctype_fields, Delivery};
 
 /// The order side's state inside the emulator.
@@ -1103,11 +1103,11 @@ pub(super) async fn delete(
     path: web::Path<(String, String)>,
     state: Shared,
 ) -> HttpResponse {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let (doctype, name) = path.into_inner();
-    if let Some(resp) = guard(&req, &mut st, &doctype) {
-        return resp;
-    }
+    let mut st = match guarded(&req, &state, &doctype) {
+        Ok(st) => st,
+        Err(refusal) => return *refusal,
+    };
     let key = (doctype.clone(), name.clone());
     match st.docs.get(&key) {
         None => frappe_error(
@@ -1129,13 +1129,13 @@ pub(super) async fn delete(
 
 /// `POST /api/method/frappe.client.cancel {"doctype", "name"}`.
 pub(super) async fn cancel(req: HttpRequest, body: web::Bytes, state: Shared) -> HttpResponse {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     let args: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let doctype = args["doctype"].as_str().unwrap_or_default().to_owned();
     let name = args["name"].as_str().unwrap_or_default().to_owned();
-    if let Some(resp) = guard(&req, &mut st, &doctype) {
-        return resp;
-    }
+    let mut st = match guarded(&req, &state, &doctype) {
+        Ok(st) => st,
+        Err(refusal) => return *refusal,
+    };
     let key = (doctype.clone(), name.clone());
     let Some(Value::Object(mut doc)) = st.docs.get(&key).cloned() else {
         return frappe_error(
