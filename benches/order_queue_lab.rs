@@ -118,17 +118,9 @@ async fn phase(
 
 #[tokio::main]
 async fn main() {
-    let lab = match lab_env() {
-        Ok(v) => v,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
+    let Some((lab, n)) = bench_setup(16) else {
+        return;
     };
-    let n: usize = std::env::var("BENCH_ORDERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16);
     let erp = client(&lab.0, &lab.1, &lab.2);
     eprintln!("fixtures...");
     ensure_fixtures(&erp).await;

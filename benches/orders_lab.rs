@@ -135,17 +135,9 @@ async fn run_phase(
 
 #[tokio::main]
 async fn main() {
-    let (url, key, secret) = match lab_env() {
-        Ok(v) => v,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
+    let Some(((url, key, secret), n)) = bench_setup(20) else {
+        return;
     };
-    let n: usize = std::env::var("BENCH_ORDERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
     let log: Log = Arc::default();
     let proxy = web::Data::new(Proxy {
         upstream: url.trim_end_matches('/').to_owned(),

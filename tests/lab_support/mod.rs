@@ -25,6 +25,23 @@ pub fn lab_env() -> Result<(String, String, String), String> {
     Ok((url, key, secret))
 }
 
+/// What a lab benchmark starts from: the lab, and `BENCH_ORDERS` (orders per phase;
+/// `default_orders` when unset or not a number). None, after printing why, without a lab.
+pub fn bench_setup(default_orders: usize) -> Option<((String, String, String), usize)> {
+    let lab = match lab_env() {
+        Ok(v) => v,
+        Err(why) => {
+            println!("skipped: {why}");
+            return None;
+        }
+    };
+    let n = std::env::var("BENCH_ORDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_orders);
+    Some((lab, n))
+}
+
 /// A client for `url` (the lab, or a proxy in front of it) with the lab's credentials.
 pub fn client(url: &str, key: &str, secret: &str) -> ErpClient {
     let dir = std::env::temp_dir();
