@@ -84,11 +84,6 @@ impl Decimal {
         Some(Decimal(if neg { -units } else { units }))
     }
 
-    /// Whole cents (2 decimals), from a value in cents.
-    pub fn from_cents(cents: i64) -> Self {
-        Decimal(i128::from(cents) * CENT)
-    }
-
     /// The value as a JSON number (ERPNext's Float/Currency fields).
     pub fn to_f64(self) -> f64 {
         format!("{self}").parse().unwrap_or(0.0)
