@@ -241,7 +241,7 @@ impl PushAgent {
                             self.metrics.push_failed();
                             report.retrying += 1;
                             report.retry_at(Instant::now() + delay);
-                            tracing::warn!(target_key = %job.describe(), attempt = attempts, delay_ms = delay.as_millis() as u64, answer = %describe(&answer), "push failed; will retry");
+                            tracing::warn!(target_key = %job.describe(), attempt = attempts, delay_ms = delay.as_millis() as u64, answer = %next.last_error.as_deref().unwrap_or_default(), "push failed; will retry");
                         }
                         None => {
                             let what = job.describe();
