@@ -88,18 +88,19 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), AdminError> {
 /// Alive unless the store cannot take a write and a flush (a probe each time): a relay whose
 /// store failed and does not recover in place answers 503 here, so a supervisor restarts it.
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.probe().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
-        Err(e) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "store_failing", "error": error_chain(&e)})),
-    }
+    probe_answer(&state, "ok", "store_failing").await
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    probe_answer(&state, "ready", "unavailable").await
+}
+
+/// Probes the store: 200 with status `up`, or 503 with status `down` and why.
+async fn probe_answer(state: &AppState, up: &str, down: &str) -> HttpResponse {
     match state.store.probe().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": up})),
         Err(e) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "unavailable", "error": error_chain(&e)})),
+            .json(serde_json::json!({"status": down, "error": error_chain(&e)})),
     }
 }
 
