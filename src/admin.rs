@@ -121,6 +121,7 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let m = &state.metrics;
     let last_event = m.last_event_ms();
     let last_push = m.last_push_ms();
+    let (orders_owed, orders_dead) = state.store.order_depths();
     let watermark = state
         .store
         .meta(crate::erpnext::reconcile::WATERMARK)
@@ -139,7 +140,7 @@ async fn status(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         "channels": state.channels.configured(),
         "channels_resolved": state.channels.current_map().map(|m| m.channels.clone()),
         "reconcile_watermark": watermark,
-        "orders": {"owed": state.store.order_depths().0, "dead": state.store.order_depths().1},
+        "orders": {"owed": orders_owed, "dead": orders_dead},
         "healthy": health.ok(),
         "erpnext": health.erpnext,
         "shop": health.shop,

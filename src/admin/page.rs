@@ -316,6 +316,7 @@ async fn status_page(
         problems.push(format!("{} dead letter(s)", h.dead_letters));
     }
     let running = h.reconcile.running.is_some() || h.reconcile.requested_ms.is_some();
+    let (orders_owed, orders_dead) = state.store.order_depths();
     let queues: Vec<Value> = h
         .queues
         .iter()
@@ -347,8 +348,8 @@ async fn status_page(
                 "reconcile": h.reconcile,
                 "last_pass_ago": h.reconcile.last.as_ref().map(|l| age(now.saturating_sub(l.finished_ms))),
                 "checked": utc(now),
-                "orders_owed": state.store.order_depths().0,
-                "orders_dead": state.store.order_depths().1,
+                "orders_owed": orders_owed,
+                "orders_dead": orders_dead,
             },
         }),
     )
