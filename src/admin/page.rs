@@ -459,7 +459,11 @@ async fn dead_action(
     };
     let done = super::settle_dead(&state, id, requeue)
         .await
-        .map_err(|e| Refusal::Bad(e.to_string()))?;
+        .map_err(|e| match e {
+            // An unknown id is the form's fault; a store that fails is the relay's.
+            super::AdminError::NotFound(_) => Refusal::Bad(e.to_string()),
+            other => Refusal::Broken(error_chain(&other)),
+        })?;
     Ok(see_other(&format!(
         "/admin/ui/dead-letters?done={}&n={}",
         if requeue { "retry" } else { "discard" },
