@@ -133,6 +133,28 @@ pub struct ShopSettings {
 /// 10 h, 10 h; about 27.6 hours from the first attempt to the last.
 pub const DEFAULT_RETRY_SCHEDULE_SECS: [f64; 8] =
     [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0];
+/// `[staging_test]`: what `shoprelay staging-test` may run against and what it uses.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagingTestSettings {
+    /// ERPNext hosts (`erp-staging.example.com`, `*.staging.example.com`, or a URL) the cycle
+    /// may run against; anything else is treated as production and refused.
+    #[serde(default)]
+    pub allowed_sites: Vec<String>,
+    /// The channel the test order is placed in (default: the first channel).
+    pub channel: Option<String>,
+    /// The warehouse the test stock is received into (default: the channel's first warehouse).
+    pub warehouse: Option<String>,
+    /// The test customer's email (default `shoprelay-staging-test@example.com`).
+    pub customer_email: Option<String>,
+    /// The carrier named on the test Delivery Note and Shipment (default `shoprelay-test`).
+    pub carrier: Option<String>,
+    /// A company Address for the Shipment's pickup (default: one of the company's, or one the
+    /// test creates once and reuses).
+    pub pickup_address: Option<String>,
+    /// How long each step waits for its effect (default 60).
+    pub step_timeout_secs: Option<u64>,
+}
 
 /// The validated settings the relay runs with.
 #[derive(Debug, Clone)]
@@ -141,6 +163,7 @@ pub struct Settings {
     pub erpnext: ErpnextSettings,
     pub shop: ShopSettings,
     pub channels: Vec<Channel>,
+    pub staging_test: StagingTestSettings,
     /// `[orders]`: how shop orders become Sales Orders.
     pub orders: OrderSettings,
     /// `[orders]`: how the order queue retries and how many customers it serves at once.
@@ -197,6 +220,8 @@ struct RawFile {
     shop: RawShop,
     #[serde(default)]
     channels: Vec<Channel>,
+    #[serde(default)]
+    staging_test: StagingTestSettings,
     #[serde(default)]
     orders: RawOrders,
 }
@@ -563,6 +588,12 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
 
     validate_channels(&raw.channels)?;
     let (orders, order_queue) = validate_orders(raw.orders, &erpnext.order_id_field)?;
+    if raw.staging_test.step_timeout_secs == Some(0) {
+        return Err(invalid(
+            "staging_test.step_timeout_secs",
+            "must be greater than 0",
+        ));
+    }
 
     Ok(Settings {
         server,
@@ -571,6 +602,7 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
         channels: raw.channels,
         orders,
         order_queue,
+        staging_test: raw.staging_test,
     })
 }
 

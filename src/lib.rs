@@ -43,6 +43,7 @@
 //! - [`cli`]: the administrative subcommands (`erpnext setup`, `erpnext check`, `reconcile`,
 //!   `admin ...` against a running relay's admin API).
 //! - [`telemetry`]: logging (plain text or JSON lines), and errors printed with their causes.
+//! - [`staging`]: `shoprelay staging-test`, the go-live cycle against a real ERPNext and shop.
 //! - [`demo`]: `shoprelay demo`, the relay between a simulated ERPNext and shop.
 //! - [`testkit`]: the ERPNext emulator and the recording shop used by the demo and the tests.
 
@@ -62,6 +63,7 @@ pub mod orders;
 pub mod processor;
 pub mod shipments;
 pub mod shop;
+pub mod staging;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -60,6 +60,17 @@ enum Command {
         #[command(subcommand)]
         command: AdminSubcommand,
     },
+    /// Play a shop order end to end against the relay, its ERPNext and its shop (staging only).
+    StagingTest {
+        #[arg(long, default_value = "shoprelay.toml")]
+        config: PathBuf,
+        /// Leave the test documents in place for inspection.
+        #[arg(long)]
+        keep: bool,
+        /// Run even though the ERPNext site is not in staging_test.allowed_sites.
+        #[arg(long = "i-know-this-is-production")]
+        i_know_this_is_production: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +182,14 @@ async fn main() -> ExitCode {
             shoprelay::telemetry::init("warn");
             admin(config, url, json, command).await
         }
+        Command::StagingTest {
+            config,
+            keep,
+            i_know_this_is_production,
+        } => {
+            shoprelay::telemetry::init("warn");
+            staging_test(config, keep, i_know_this_is_production).await
+        }
         Command::Demo => {
             shoprelay::telemetry::init("error");
             shoprelay::demo::run().await.map_err(|e| error_chain(&*e))
@@ -248,6 +267,19 @@ async fn erpnext(command: ErpnextCommand) -> Result<(), String> {
                 Err(e) => Err(error_chain(&e)),
             }
         }
+    }
+}
+
+async fn staging_test(config: PathBuf, keep: bool, production_ok: bool) -> Result<(), String> {
+    let settings = Settings::load(&config).map_err(|e| error_chain(&e))?;
+    let options = shoprelay::staging::Options {
+        keep,
+        production_ok,
+    };
+    match shoprelay::staging::run(&settings, &options, &mut std::io::stdout()).await {
+        Ok(report) if report.passed() => Ok(()),
+        Ok(_) => Err("the staging test failed (see above)".into()),
+        Err(e) => Err(error_chain(&e)),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod condition;
 pub mod erp;
+pub mod erp_front;
 pub mod frappe;
 pub mod pyjson;
 pub mod shop;

@@ -111,6 +111,8 @@ struct State {
     shipments: BTreeMap<(String, String), Value>,
     script: VecDeque<Scripted>,
     down: bool,
+    /// Answered to every push (POST, PUT) instead of applying it.
+    refuse_pushes: Option<Scripted>,
 }
 
 /// A running mock shop. Its API lives under `/erp`.
@@ -194,6 +196,12 @@ impl ShopMock {
         self.lock().down = down;
     }
 
+    /// While set, every push (POST, PUT) is answered with `answer` and not applied; reads
+    /// still work. None: pushes are applied again.
+    pub fn refuse_pushes(&self, answer: Option<Scripted>) {
+        self.lock().refuse_pushes = answer;
+    }
+
     /// Stops the server.
     pub async fn stop(&self) {
         self.handle.stop(false).await;
@@ -257,7 +265,7 @@ fn decide(st: &mut State, req: &HttpRequest, method: &str, path: &str, body: &[u
         ["inventory", "levels"] => (Route::Levels, "GET, POST"),
         ["orders", order, "shipments", shipment] => (
             Route::Shipment(percent_decode(order), percent_decode(shipment)),
-            "PUT",
+            "GET, PUT",
         ),
         _ => return refuse(404, "no such endpoint"),
     };
@@ -272,7 +280,14 @@ fn decide(st: &mut State, req: &HttpRequest, method: &str, path: &str, body: &[u
         }
         _ if !token_ok => refuse(401, "bad or missing bearer token"),
         ("GET", Route::Levels) => read_levels(st, req.query_string()),
+        ("GET", Route::Shipment(order, shipment)) => match st.shipments.get(&(order, shipment)) {
+            Some(v) => (200, Vec::new(), v.to_string()),
+            None => refuse(404, "no such shipment"),
+        },
         (_, route) => {
+            if let Some(r) = &st.refuse_pushes {
+                return (r.status, r.headers.clone(), r.body.clone());
+            }
             if let Err((status, why)) = push_headers(&st.options, &header, body) {
                 return refuse(status, &why);
             }
