@@ -1129,7 +1129,9 @@ impl<'a> Cycle<'a> {
         }
     }
 
-    /// A company Address for the Shipment's pickup: configured, found, or created once.
+    /// A company Address for the Shipment's pickup: configured, found, or created once. (Lists
+    /// filtered on a child table join it, so their order names its table: a bare `creation` is
+    /// ambiguous to MariaDB.)
     async fn pickup_address(&self) -> Result<String, ErpError> {
         if let Some(a) = &self.settings.staging_test.pickup_address {
             return Ok(a.clone());
@@ -1144,7 +1146,7 @@ impl<'a> Cycle<'a> {
                     ["Dynamic Link", "link_doctype", "=", "Company"],
                     ["Dynamic Link", "link_name", "=", self.company]
                 ]),
-                "creation asc",
+                "`tabAddress`.`creation` asc",
                 0,
                 1,
             )
@@ -1197,7 +1199,14 @@ impl<'a> Cycle<'a> {
         if address.is_empty() {
             if let Ok(rows) = self
                 .erp
-                .list_page::<Value>("Address", &["name"], &linked, "creation desc", 0, 1)
+                .list_page::<Value>(
+                    "Address",
+                    &["name"],
+                    &linked,
+                    "`tabAddress`.`creation` desc",
+                    0,
+                    1,
+                )
                 .await
             {
                 address = rows.first().map(|r| text(r, "name")).unwrap_or_default();
@@ -1206,7 +1215,14 @@ impl<'a> Cycle<'a> {
         if contact.is_empty() {
             if let Ok(rows) = self
                 .erp
-                .list_page::<Value>("Contact", &["name"], &linked, "creation desc", 0, 1)
+                .list_page::<Value>(
+                    "Contact",
+                    &["name"],
+                    &linked,
+                    "`tabContact`.`creation` desc",
+                    0,
+                    1,
+                )
                 .await
             {
                 contact = rows.first().map(|r| text(r, "name")).unwrap_or_default();
