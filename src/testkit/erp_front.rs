@@ -305,22 +305,33 @@ fn insert_item(front: &Front, doc: Map<String, Value>) -> HttpResponse {
     data(Value::Object(saved))
 }
 
-fn insert_stock_entry(front: &Front, doc: Map<String, Value>) -> HttpResponse {
+/// The `items` of a voucher the front creates: it must come submitted (docstatus 1) and have
+/// rows. Err: the exception type and message of the 417.
+fn submitted_rows(
+    doc: &Map<String, Value>,
+    doctype: &str,
+) -> Result<Vec<Map<String, Value>>, (&'static str, String)> {
     if doc.get("docstatus").and_then(Value::as_i64) != Some(1) {
-        return frappe_error(
-            417,
+        return Err((
             "ValidationError",
-            "the emulator only creates submitted Stock Entries (docstatus 1)",
-        );
+            format!("the emulator only creates {doctype} documents submitted (docstatus 1)"),
+        ));
     }
-    let lines = rows(&doc, "items");
+    let lines = rows(doc, "items");
     if lines.is_empty() {
-        return frappe_error(
-            417,
+        return Err((
             "MandatoryError",
-            "Value missing for Stock Entry: Items",
-        );
+            format!("Value missing for {doctype}: Items"),
+        ));
     }
+    Ok(lines)
+}
+
+fn insert_stock_entry(front: &Front, doc: Map<String, Value>) -> HttpResponse {
+    let lines = match submitted_rows(&doc, "Stock Entry") {
+        Ok(lines) => lines,
+        Err((exc, message)) => return frappe_error(417, exc, &message),
+    };
     for (i, r) in lines.iter().enumerate() {
         let qty = r.get("qty").and_then(Value::as_f64).unwrap_or(0.0);
         if str_of(r, "item_code").is_empty()
@@ -365,21 +376,10 @@ fn insert_stock_entry(front: &Front, doc: Map<String, Value>) -> HttpResponse {
 }
 
 fn insert_delivery_note(front: &Front, doc: Map<String, Value>) -> HttpResponse {
-    if doc.get("docstatus").and_then(Value::as_i64) != Some(1) {
-        return frappe_error(
-            417,
-            "ValidationError",
-            "the emulator only creates submitted Delivery Notes (docstatus 1)",
-        );
-    }
-    let lines = rows(&doc, "items");
-    if lines.is_empty() {
-        return frappe_error(
-            417,
-            "MandatoryError",
-            "Value missing for Delivery Note: Items",
-        );
-    }
+    let lines = match submitted_rows(&doc, "Delivery Note") {
+        Ok(lines) => lines,
+        Err((exc, message)) => return frappe_error(417, exc, &message),
+    };
     let owned: Vec<(Option<String>, String, String, f64)> = lines
         .iter()
         .map(|r| {
