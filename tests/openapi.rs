@@ -112,6 +112,7 @@ fn the_spec_parses_as_openapi_3_1_and_every_reference_resolves() {
         "paths post /inventory/levels",
         "paths get /inventory/levels",
         "paths put /orders/{order_id}/shipments/{shipment_id}",
+        "paths get /orders/{order_id}/shipments/{shipment_id}",
         "webhooks post shopOrder",
     ] {
         assert!(ops.iter().any(|o| o == want), "{want} missing from {ops:?}");
