@@ -1263,6 +1263,17 @@ impl<'a> Cycle<'a> {
         (address, contact)
     }
 
+    /// Where the site's webhooks must point: `server.public_url` (what `erpnext setup` used);
+    /// empty (not checked) when it is not configured.
+    fn hooks_base(&self) -> &str {
+        self.settings
+            .server
+            .public_url
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default()
+    }
+
     /// The shoprelay webhooks of the site, or why they cannot be read.
     async fn hooks(&self) -> Result<Vec<Hook>, String> {
         self.erp
@@ -1311,7 +1322,7 @@ impl<'a> Cycle<'a> {
             doctype,
             event,
             document,
-            &self.relay.base,
+            self.hooks_base(),
         )
     }
 
@@ -1354,7 +1365,7 @@ impl<'a> Cycle<'a> {
             "Delivery Note",
             "on_submit",
             None,
-            &self.relay.base,
+            self.hooks_base(),
         );
         if !dn_hook.ok() {
             let seen = match self.read_shipment(&path).await {
@@ -1386,7 +1397,7 @@ impl<'a> Cycle<'a> {
                 "Delivery Note",
                 "on_submit",
                 Some(dn.as_str()),
-                &self.relay.base,
+                self.hooks_base(),
             );
             match shop {
                 Ok(Some(v)) if shows(&v) && delivered.ok() => Probe::Done(v),
@@ -1425,7 +1436,7 @@ impl<'a> Cycle<'a> {
             "Delivery Note",
             "on_submit",
             Some(dn.as_str()),
-            &self.relay.base,
+            self.hooks_base(),
         );
         if !finding.ok() {
             return fail(expected, found, finding.explain());
