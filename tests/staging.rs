@@ -211,6 +211,23 @@ async fn a_shop_that_refuses_pushes_fails_step_4_with_its_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "WIP: needs the relay's shop order endpoint"]
+async fn a_site_whose_worker_is_stopped_fails_step_4_saying_so() {
+    let stage = Stage::start().await;
+    stage.front.pause_worker(true);
+    let (report, out) = stage.run(Options::default()).await;
+    let report = report.expect("ran");
+    let why = cause(&report, 4);
+    assert!(
+        why.contains("ERPNext has not sent `shoprelay Stock Ledger Entry after_insert`")
+            && why.contains("background worker"),
+        "{out}"
+    );
+    stage.front.pause_worker(false);
+    stage.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "WIP: needs the relay's shop order endpoint"]
 async fn the_guard_refuses_a_site_not_listed_and_changes_nothing() {
     let stage = Stage::start().await;
     let before = stage.front.erp().rest_requests();

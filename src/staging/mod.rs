@@ -1046,17 +1046,31 @@ impl<'a> Cycle<'a> {
                 }
             )
         } else if found.starts_with("no level") {
+            // The receipt's ledger rows are what ERPNext signals stock moves with.
+            let sle = self
+                .erp
+                .list_page::<Value>(
+                    "Stock Ledger Entry",
+                    &["name"],
+                    &json!([["item_code", "=", sku]]),
+                    "creation asc",
+                    0,
+                    1,
+                )
+                .await
+                .ok()
+                .and_then(|rows| rows.first().map(|r| text(r, "name")));
             let finding = self
-                .finding("Stock Ledger Entry", "after_insert", None)
+                .finding("Stock Ledger Entry", "after_insert", sle.as_deref())
                 .await;
             format!(
                 "the relay never pushed {sku}: {}",
                 if finding.ok() {
-                    "is channel `".to_owned()
-                        + &channel
-                        + "` fed by "
-                        + &self.warehouse
-                        + " in the relay's mapping (GET /admin/channels)?"
+                    format!(
+                        "{}; is channel `{channel}` fed by {} in the relay's mapping (GET /admin/channels)?",
+                        finding.explain(),
+                        self.warehouse
+                    )
                 } else {
                     finding.explain()
                 }

@@ -27,14 +27,13 @@ use super::{Delivery, ErpEmulator};
 struct FrontState {
     docs: BTreeMap<(String, String), Value>,
     counter: u64,
-    /// Deliveries sent by the worker so far.
-    delivered: u64,
-    /// Deliveries handed to the worker so far.
-    queued: u64,
 }
 
 struct Front {
     erp: Arc<ErpEmulator>,
+    /// While true the worker sends nothing (a site whose background worker is stopped).
+    paused: std::sync::atomic::AtomicBool,
+    resumed: tokio::sync::Notify,
     state: Mutex<FrontState>,
     worker: mpsc::UnboundedSender<Delivery>,
     http: reqwest::Client,
@@ -47,9 +46,7 @@ impl Front {
 
     /// Hands webhook deliveries to the worker, in order.
     fn enqueue(&self, deliveries: Vec<Delivery>) {
-        let mut st = self.lock();
         for d in deliveries {
-            st.queued += 1;
             // The worker lives as long as the front; a send can only fail after it stopped.
             let _ = self.worker.send(d);
         }
@@ -95,6 +92,8 @@ impl ErpFront {
         }
         let front = Arc::new(Front {
             erp: erp.clone(),
+            paused: std::sync::atomic::AtomicBool::new(false),
+            resumed: tokio::sync::Notify::new(),
             state: Mutex::new(state),
             worker: tx,
             http: reqwest::Client::new(),
@@ -106,10 +105,12 @@ impl ErpFront {
                 let Some(front) = worker_front.upgrade() else {
                     return;
                 };
+                while front.paused.load(std::sync::atomic::Ordering::SeqCst) {
+                    front.resumed.notified().await;
+                }
                 if let Err(e) = front.erp.deliver(&d).await {
                     tracing::debug!(webhook = d.webhook, error = %e, "emulated delivery failed");
                 }
-                front.lock().delivered += 1;
             }
         });
         let data = web::Data::new(front.clone());
@@ -148,10 +149,15 @@ impl ErpFront {
         self.front.erp.clone()
     }
 
-    /// True once the worker has sent every delivery queued so far.
-    pub fn idle(&self) -> bool {
-        let st = self.front.lock();
-        st.delivered == st.queued
+    /// Stops the background worker (deliveries wait in its queue, as on a site whose worker is
+    /// down) or starts it again.
+    pub fn pause_worker(&self, paused: bool) {
+        self.front
+            .paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+        if !paused {
+            self.front.resumed.notify_one();
+        }
     }
 
     /// Stops the front and the emulator.
