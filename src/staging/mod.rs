@@ -1046,23 +1046,7 @@ impl<'a> Cycle<'a> {
                 }
             )
         } else if found.starts_with("no level") {
-            // The receipt's ledger rows are what ERPNext signals stock moves with.
-            let sle = self
-                .erp
-                .list_page::<Value>(
-                    "Stock Ledger Entry",
-                    &["name"],
-                    &json!([["item_code", "=", sku]]),
-                    "creation asc",
-                    0,
-                    1,
-                )
-                .await
-                .ok()
-                .and_then(|rows| rows.first().map(|r| text(r, "name")));
-            let finding = self
-                .finding("Stock Ledger Entry", "after_insert", sle.as_deref())
-                .await;
+            let finding = self.receipt_finding().await;
             format!(
                 "the relay never pushed {sku}: {}",
                 if finding.ok() {
@@ -1079,6 +1063,40 @@ impl<'a> Cycle<'a> {
             "the relay's channel mapping (policy, buffer, warehouses: GET /admin/channels) differs from this configuration's".into()
         };
         fail(expected_text, found, cause)
+    }
+
+    /// What became of the webhook that tells the relay of the test receipt: the Stock Entry's
+    /// own `on_submit` where the shipped webhooks listen to vouchers, else the first ledger
+    /// row's `after_insert`.
+    async fn receipt_finding(&self) -> HookFinding {
+        let by_voucher = crate::erpnext::webhooks::shipped()
+            .map(|hooks| {
+                hooks.iter().any(|h| {
+                    h.webhook_doctype == "Stock Entry" && h.webhook_docevent == "on_submit"
+                })
+            })
+            .unwrap_or(false);
+        if by_voucher {
+            let receipt = self.created.stock_entry.clone();
+            return self
+                .finding("Stock Entry", "on_submit", receipt.as_deref())
+                .await;
+        }
+        let sle = self
+            .erp
+            .list_page::<Value>(
+                "Stock Ledger Entry",
+                &["name"],
+                &json!([["item_code", "=", self.names.item_code]]),
+                "creation asc",
+                0,
+                1,
+            )
+            .await
+            .ok()
+            .and_then(|rows| rows.first().map(|r| text(r, "name")));
+        self.finding("Stock Ledger Entry", "after_insert", sle.as_deref())
+            .await
     }
 
     /// Step 5: a Delivery Note mapped from the order, and a Shipment with carrier and tracking.
