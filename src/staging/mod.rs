@@ -850,8 +850,25 @@ impl<'a> Cycle<'a> {
         problems
     }
 
-    /// The customer's email: the Customer's `email_id`, else its primary contact's.
+    /// The customer's email: the test email when one of the customer's Contacts has it (the
+    /// relay finds customers that way), else the Customer's `email_id` or its primary
+    /// contact's.
     async fn customer_email(&self, customer: &str) -> Option<String> {
+        let linked = json!([
+            ["Contact Email", "email_id", "=", self.email.trim()],
+            ["Dynamic Link", "link_doctype", "=", "Customer"],
+            ["Dynamic Link", "link_name", "=", customer]
+        ]);
+        let order = "`tabContact`.`creation` asc";
+        if let Ok(rows) = self
+            .erp
+            .list_page::<Value>("Contact", &["name"], &linked, order, 0, 1)
+            .await
+        {
+            if !rows.is_empty() {
+                return Some(self.email.clone());
+            }
+        }
         let doc = self
             .erp
             .get_doc::<Value>("Customer", customer)
