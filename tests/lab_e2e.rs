@@ -76,6 +76,8 @@ fn run_id() -> String {
 
 /// A relay on a loopback port in front of the site, with its own reference shop.
 struct Relay {
+    /// Where the relay listens (`server.public_url`).
+    url: String,
     shop: ShopMock,
     handle: actix_web::dev::ServerHandle,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -147,6 +149,7 @@ impl Relay {
         let join = tokio::spawn(app.run_until_stopped());
         let toml = base.replace("[server]", &format!("[server]\npublic_url = \"{public}\""));
         let relay = Self {
+            url: public.clone(),
             shop,
             handle,
             join,
@@ -165,7 +168,30 @@ impl Relay {
         Settings::from_toml(&self.toml, &[]).expect("settings")
     }
 
+    /// Stops once the site has stopped sending: the webhooks of the test's last documents
+    /// (cancellations) are still on their way when the test is done, and a site's worker
+    /// spends seconds on each delivery to a relay that is gone.
     async fn stop(self) {
+        let accepted = || async {
+            let status: Value = reqwest::Client::new()
+                .get(format!("{}/admin/status", self.url))
+                .bearer_auth("lab-admin-token")
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            status["webhooks_accepted"].as_u64()
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut last, mut quiet) = (accepted().await, 0);
+        while quiet < 4 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = accepted().await;
+            quiet = if now == last { quiet + 1 } else { 0 };
+            last = now;
+        }
         self.handle.stop(true).await;
         let _ = self.join.await;
         self.shop.stop().await;
