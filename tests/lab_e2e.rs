@@ -104,8 +104,6 @@ reconcile_interval_secs = 0
 base_url = "{shop_url}"
 token = "{token}"
 webhook_secret = "{ORDER_SECRET}"
-retry_base_ms = 50
-retry_max_ms = 2000
 
 [[channels]]
 name = "web"
