@@ -18,15 +18,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use super::erp::{Transport, API_KEY, API_SECRET};
+use super::erp::{StockLine, Transport, API_KEY, API_SECRET};
 use super::{Delivery, ErpEmulator};
 
 /// Documents the front keeps itself: what the emulator has no model for (Company, Country, the
-/// Warehouse's company, Stock Entries and their rows).
+/// Warehouse's company).
 #[derive(Default)]
 struct FrontState {
     docs: BTreeMap<(String, String), Value>,
-    counter: u64,
 }
 
 struct Front {
@@ -354,30 +353,27 @@ fn insert_stock_entry(front: &Front, doc: Map<String, Value>) -> HttpResponse {
             );
         }
     }
-    let name = {
-        let mut st = front.lock();
-        st.counter += 1;
-        format!("MAT-STE-FRONT-{:05}", st.counter)
-    };
-    for r in &lines {
-        let qty = r.get("qty").and_then(Value::as_f64).unwrap_or(0.0);
-        let (wh, signed) = match str_of(r, "t_warehouse") {
-            "" => (str_of(r, "s_warehouse"), -qty),
-            t => (t, qty),
-        };
-        match front.erp.stock_move(str_of(r, "item_code"), wh, signed) {
-            Ok(deliveries) => front.enqueue(deliveries),
-            Err(e) => return render_failed(e),
+    let stock: Vec<StockLine<'_>> = lines
+        .iter()
+        .map(|r| {
+            let qty = r.get("qty").and_then(Value::as_f64).unwrap_or(0.0);
+            match str_of(r, "t_warehouse") {
+                "" => StockLine::out_of(str_of(r, "item_code"), str_of(r, "s_warehouse"), qty),
+                t => StockLine::into(str_of(r, "item_code"), t, qty),
+            }
+        })
+        .collect();
+    let name = match front.erp.submit_voucher("Stock Entry", &stock, true) {
+        Ok((name, deliveries)) => {
+            front.enqueue(deliveries);
+            name
         }
-    }
+        Err(e) => return render_failed(e),
+    };
     let mut saved = doc;
     saved.insert("name".into(), json!(name));
     saved.insert("doctype".into(), json!("Stock Entry"));
     let saved = Value::Object(saved);
-    front
-        .lock()
-        .docs
-        .insert(("Stock Entry".into(), name), saved.clone());
     data(saved)
 }
 
@@ -550,41 +546,7 @@ async fn cancel(req: HttpRequest, body: web::Bytes, front: Shared) -> HttpRespon
     };
     let (doctype, name) = (str_of(&args, "doctype"), str_of(&args, "name"));
     let result = match doctype {
-        "Stock Entry" => {
-            let doc = front
-                .lock()
-                .docs
-                .get(&("Stock Entry".to_owned(), name.to_owned()))
-                .cloned();
-            let Some(Value::Object(mut doc)) = doc else {
-                return frappe_error(
-                    404,
-                    "DoesNotExistError",
-                    &format!("Stock Entry {name} not found"),
-                );
-            };
-            if doc.get("docstatus").and_then(Value::as_i64) == Some(2) {
-                return frappe_error(417, "ValidationError", "Cannot edit cancelled document");
-            }
-            let mut all = Vec::new();
-            for r in rows(&doc, "items") {
-                let qty = r.get("qty").and_then(Value::as_f64).unwrap_or(0.0);
-                let (wh, signed) = match str_of(&r, "t_warehouse") {
-                    "" => (str_of(&r, "s_warehouse").to_owned(), qty),
-                    t => (t.to_owned(), -qty),
-                };
-                match front.erp.stock_move(str_of(&r, "item_code"), &wh, signed) {
-                    Ok(d) => all.extend(d),
-                    Err(e) => return render_failed(e),
-                }
-            }
-            doc.insert("docstatus".into(), json!(2));
-            front
-                .lock()
-                .docs
-                .insert(("Stock Entry".into(), name.to_owned()), Value::Object(doc));
-            Ok(all)
-        }
+        "Stock Entry" => front.erp.cancel_voucher("Stock Entry", name),
         "Delivery Note" => front.erp.cancel_delivery_note(name),
         "Shipment" => front.erp.cancel_shipment(name),
         "Sales Order" => front.erp.cancel_sales_order(name),
