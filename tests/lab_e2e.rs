@@ -109,6 +109,11 @@ webhook_secret = "{ORDER_SECRET}"
 name = "web"
 warehouses = ["{wh}"]
 
+[orders]
+shipping_account = "Freight and Forwarding Charges - ACME"
+customer_group = "Individual"
+territory = "United States"
+
 [staging_test]
 allowed_sites = ["{host}"]
 step_timeout_secs = 90

@@ -38,9 +38,12 @@ impl Stage {
             .await
             .expect("shop");
         let dir = tempfile::tempdir().expect("tempdir");
-        let base = relay_toml(&front.url(), &shop.base_url(), &dir.path().join("data")).replace(
-            "max_batch = 100",
-            &format!("max_batch = 100\nwebhook_secret = \"{ORDER_SECRET}\""),
+        let base = format!(
+            "{}\n[orders]\nshipping_account = \"Freight and Forwarding Charges - ACME\"\n",
+            relay_toml(&front.url(), &shop.base_url(), &dir.path().join("data")).replace(
+                "max_batch = 100",
+                &format!("max_batch = 100\nwebhook_secret = \"{ORDER_SECRET}\""),
+            )
         );
         let settings = Settings::from_toml(&base, &[]).expect("relay settings");
         let app = Application::build(settings, Workers::Background)
@@ -111,10 +114,10 @@ fn cause(report: &Report, step: u8) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the relay's shop order endpoint"]
 async fn the_whole_cycle_passes_and_cleans_up_after_itself() {
     let stage = Stage::start().await;
     let (report, out) = stage.run(Options::default()).await;
+    eprintln!("{out}");
     let report = report.expect("ran");
     assert!(report.passed(), "{out}");
     for n in 1..=6 {
@@ -142,7 +145,6 @@ async fn the_whole_cycle_passes_and_cleans_up_after_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the relay's shop order endpoint"]
 async fn keep_leaves_the_documents_for_inspection() {
     let stage = Stage::start().await;
     let (report, out) = stage
@@ -165,7 +167,6 @@ async fn keep_leaves_the_documents_for_inspection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the relay's shop order endpoint"]
 async fn a_disabled_delivery_note_webhook_fails_step_6_naming_it() {
     let stage = Stage::start().await;
     stage
@@ -190,7 +191,6 @@ async fn a_disabled_delivery_note_webhook_fails_step_6_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the relay's shop order endpoint"]
 async fn a_shop_that_refuses_pushes_fails_step_4_with_its_answer() {
     let stage = Stage::start().await;
     stage.shop.refuse_pushes(Some(Scripted {
@@ -210,7 +210,6 @@ async fn a_shop_that_refuses_pushes_fails_step_4_with_its_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the relay's shop order endpoint"]
 async fn a_site_whose_worker_is_stopped_fails_step_4_saying_so() {
     let stage = Stage::start().await;
     stage.front.pause_worker(true);
@@ -226,7 +225,6 @@ async fn a_site_whose_worker_is_stopped_fails_step_4_saying_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "WIP: needs the relay's shop order endpoint"]
 async fn the_guard_refuses_a_site_not_listed_and_changes_nothing() {
     let stage = Stage::start().await;
     let before = stage.front.erp().rest_requests();

@@ -86,7 +86,7 @@ impl HookFinding {
                 "the webhook `{name}` sends to {url}, not to this relay: run `shoprelay erpnext setup` with this relay's server.public_url"
             ),
             HookFinding::NotSent { name, document } => format!(
-                "ERPNext has not sent `{name}` for {document}: is its background worker running (bench worker / the RQ `default` queue)?"
+                "ERPNext has not sent `{name}` for {document}: is its background worker running, and not behind a backlog (the RQ `default` queue, `bench worker`)?"
             ),
             HookFinding::Refused { name, error } => format!(
                 "ERPNext sent `{name}` but it failed: {error} (see ERPNext's Webhook Request Log; a 401 means the webhook secret differs from erpnext.webhook_secrets)"

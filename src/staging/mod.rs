@@ -715,7 +715,7 @@ impl<'a> Cycle<'a> {
                 return fail(
                     expected,
                     why,
-                    "ERPNext refused the order (the message says why); GET /admin/orders/{id} on the relay shows it, POST /admin/orders/{id}/retry places it again once fixed",
+                    "the relay gave the order up for the reason it gives (ERPNext's refusal, or its own [orders] settings); GET /admin/orders/{id} on the relay shows it, POST /admin/orders/{id}/retry places it again once fixed",
                 )
             }
             Polled::TimedOut(seen) => {
@@ -819,8 +819,11 @@ impl<'a> Cycle<'a> {
             }
         }
         let taxes = rows(so, "taxes");
+        let account = self.settings.orders.shipping_account.as_deref();
         let shipping = taxes.iter().any(|t| {
-            text(t, "charge_type") == "Actual" && same_amount(number(t, "tax_amount"), m.shipping)
+            text(t, "charge_type") == "Actual"
+                && same_amount(number(t, "tax_amount"), m.shipping)
+                && account.is_none_or(|a| text(t, "account_head") == a)
         });
         if !shipping {
             let seen: Vec<String> = taxes
@@ -835,8 +838,9 @@ impl<'a> Cycle<'a> {
                 })
                 .collect();
             problems.push(format!(
-                "no Actual tax row of {:.2} for shipping (rows: {})",
+                "no Actual tax row of {:.2} for shipping{} (rows: {})",
                 m.shipping,
+                account.map(|a| format!(" on {a}")).unwrap_or_default(),
                 if seen.is_empty() {
                     "none".into()
                 } else {

@@ -1,7 +1,7 @@
 //! The ERPNext emulator behind a REST front that creates documents the way a user (or
 //! `shoprelay staging-test`) does over REST: Items, Material Receipts (`Stock Entry`), Delivery
 //! Notes mapped from a Sales Order (`make_delivery_note`), Shipments, and
-//! `frappe.client.cancel`. Like a real site, the webhooks these cause are sent by a background
+//! `frappe.client.cancel`. Sales Orders (and Customers) are the emulator's own. Like a real site, the webhooks these cause are sent by a background
 //! worker, one after the other, after the request has answered. Every other request is passed
 //! through to the emulator unchanged.
 //!
@@ -207,7 +207,10 @@ async fn pass_through(req: HttpRequest, body: web::Bytes, front: Shared) -> Http
             out = out.header(name, v);
         }
     }
-    match out.send().await {
+    let answer = out.send().await;
+    // Sales Orders made over REST (the relay's orders) leave their webhooks to a worker.
+    front.enqueue(front.erp.take_order_deliveries());
+    match answer {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap_or_default();
@@ -549,7 +552,11 @@ async fn cancel(req: HttpRequest, body: web::Bytes, front: Shared) -> HttpRespon
         "Stock Entry" => front.erp.cancel_voucher("Stock Entry", name),
         "Delivery Note" => front.erp.cancel_delivery_note(name),
         "Shipment" => front.erp.cancel_shipment(name),
-        "Sales Order" => front.erp.cancel_sales_order(name),
+        "Sales Order" => {
+            let answer = pass_through(req, body, front.clone()).await;
+            front.enqueue(front.erp.take_order_deliveries());
+            return answer;
+        }
         other => {
             return frappe_error(
                 417,
