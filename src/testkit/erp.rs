@@ -941,7 +941,8 @@ type Shared = web::Data<Arc<Mutex<State>>>;
 /// The longest request line gunicorn (Frappe's web server, default settings) accepts.
 const MAX_REQUEST_LINE: usize = 4_094;
 
-fn frappe_error(status: u16, exc_type: &str, message: &str) -> HttpResponse {
+/// A Frappe v1 error answer: `exc_type`, `exception` and the double-encoded `_server_messages`.
+pub(crate) fn frappe_error(status: u16, exc_type: &str, message: &str) -> HttpResponse {
     let msg = json!({"message": message, "title": "Message", "indicator": "red"}).to_string();
     HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status)

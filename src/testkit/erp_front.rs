@@ -18,7 +18,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use super::erp::{StockLine, Transport, API_KEY, API_SECRET};
+use super::erp::{frappe_error, StockLine, Transport, API_KEY, API_SECRET};
 use super::{Delivery, ErpEmulator};
 
 /// Documents the front keeps itself: what the emulator has no model for (Company, Country, the
@@ -167,18 +167,6 @@ impl ErpFront {
 }
 
 type Shared = web::Data<Arc<Front>>;
-
-fn frappe_error(status: u16, exc_type: &str, message: &str) -> HttpResponse {
-    let msg = json!({"message": message, "title": "Message", "indicator": "red"}).to_string();
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status)
-            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
-    )
-    .json(json!({
-        "exc_type": exc_type,
-        "_server_messages": json!([msg]).to_string(),
-    }))
-}
 
 fn authorized(req: &HttpRequest) -> Option<HttpResponse> {
     let ok = req
