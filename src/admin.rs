@@ -36,6 +36,18 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error("the channels could not be saved")]
     Channels(#[from] ChannelError),
+    #[error("ERPNext could not be read")]
+    Erp(#[source] crate::erpnext::ErpError),
+}
+
+impl From<lookup::LookupError> for AdminError {
+    fn from(e: lookup::LookupError) -> Self {
+        match e {
+            lookup::LookupError::Store(e) => Self::Store(e),
+            lookup::LookupError::Channels(e) => Self::Channels(e),
+            lookup::LookupError::Erp(e) => Self::Erp(e),
+        }
+    }
 }
 
 impl ResponseError for AdminError {
@@ -47,7 +59,7 @@ impl ResponseError for AdminError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Store(e) | Self::Channels(ChannelError::Store(e)) => store_status(e),
-            Self::Channels(ChannelError::Erp(_)) => StatusCode::BAD_GATEWAY,
+            Self::Channels(ChannelError::Erp(_)) | Self::Erp(_) => StatusCode::BAD_GATEWAY,
             Self::Channels(ChannelError::Codec(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -406,9 +418,7 @@ async fn sku(
     if sku.trim().is_empty() {
         return Err(AdminError::Invalid("name a SKU".into()));
     }
-    let report = lookup::sku_report(&state, &sku)
-        .await
-        .map_err(|e| AdminError::Invalid(error_chain(&e)))?;
+    let report = lookup::sku_report(&state, &sku).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 

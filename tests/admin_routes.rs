@@ -376,3 +376,37 @@ async fn the_admin_commands_read_the_same_api() {
     assert!(err.to_string().contains("401"), "{err}");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_sku_lookup_while_erpnext_is_down_shows_the_stored_rows_and_says_why() {
+    let h = Harness::start(Workers::Background).await;
+    h.erp.set_rest_down(true);
+    let (status, answer) = send(
+        &h,
+        Method::GET,
+        "/admin/skus/CHAIR",
+        None,
+        Some("Bearer admin-token"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["bins_source"], "stored", "{answer}");
+    assert!(
+        answer["erpnext_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503")),
+        "{answer}"
+    );
+    h.erp.set_rest_down(false);
+    let (status, answer) = send(
+        &h,
+        Method::GET,
+        "/admin/skus/CHAIR",
+        None,
+        Some("Bearer admin-token"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["bins_source"], "erpnext", "{answer}");
+    h.stop().await;
+}
