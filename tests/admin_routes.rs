@@ -377,18 +377,22 @@ async fn the_admin_commands_read_the_same_api() {
     h.stop().await;
 }
 
-#[tokio::test]
-async fn a_sku_lookup_while_erpnext_is_down_shows_the_stored_rows_and_says_why() {
-    let h = Harness::start(Workers::Background).await;
-    h.erp.set_rest_down(true);
-    let (status, answer) = send(
-        &h,
+async fn look_up_chair(h: &Harness) -> (u16, Value) {
+    send(
+        h,
         Method::GET,
         "/admin/skus/CHAIR",
         None,
         Some("Bearer admin-token"),
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_sku_lookup_while_erpnext_is_down_shows_the_stored_rows_and_says_why() {
+    let h = Harness::start(Workers::Background).await;
+    h.erp.set_rest_down(true);
+    let (status, answer) = look_up_chair(&h).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["bins_source"], "stored", "{answer}");
     assert!(
@@ -398,14 +402,7 @@ async fn a_sku_lookup_while_erpnext_is_down_shows_the_stored_rows_and_says_why()
         "{answer}"
     );
     h.erp.set_rest_down(false);
-    let (status, answer) = send(
-        &h,
-        Method::GET,
-        "/admin/skus/CHAIR",
-        None,
-        Some("Bearer admin-token"),
-    )
-    .await;
+    let (status, answer) = look_up_chair(&h).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["bins_source"], "erpnext", "{answer}");
     h.stop().await;
