@@ -7,12 +7,14 @@
 //! `set -a; source $LAB/lab.env; set +a; cargo bench --bench order_queue_lab`
 //! (`BENCH_ORDERS=N` orders per phase, default 16.)
 
-#[path = "../tests/lab_support/mod.rs"]
-mod lab_support;
+#[path = "../tests/it/lab/env.rs"]
+mod env;
+#[path = "../tests/it/lab/orders.rs"]
+mod orders;
 
 use std::time::{Duration, Instant};
 
-use lab_support::*;
+use orders::*;
 use serde_json::Value;
 use shoprelay::config::Settings;
 use shoprelay::inbound::signature::standard_signature;
@@ -51,13 +53,13 @@ async fn post(port: u16, body: &Value) -> u16 {
 }
 
 async fn phase(
-    lab: &(String, String, String),
+    lab: &env::LabEnv,
     shop: &ShopMock,
     run: &str,
     concurrency: usize,
     n: usize,
 ) -> Phase {
-    let (url, key, secret) = lab;
+    let (url, key, secret) = (&lab.url, &lab.key, &lab.secret);
     let dir = tempfile::tempdir().expect("tempdir");
     let toml = with_orders(&relay_toml(url, &shop.base_url(), dir.path()), &[])
         + &format!("concurrency = {concurrency}\n");
@@ -118,10 +120,10 @@ async fn phase(
 
 #[tokio::main]
 async fn main() {
-    let Some((lab, n)) = bench_setup(16) else {
+    let Some((lab, n)) = bench_setup("order_queue_lab", 16) else {
         return;
     };
-    let erp = client(&lab.0, &lab.1, &lab.2);
+    let erp = client(&lab.url, &lab.key, &lab.secret);
     eprintln!("fixtures...");
     ensure_fixtures(&erp).await;
     eprintln!("fixtures ready");
@@ -133,7 +135,7 @@ async fn main() {
     }
     println!(
         "\nERPNext at {}, {n} orders of {n} new customers per phase, run {run}\n",
-        lab.0
+        lab.url
     );
     println!("| orders.concurrency | orders | all accepted (202) after | all Sales Orders after | orders/s |");
     println!("|---|---|---|---|---|");

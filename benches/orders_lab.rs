@@ -6,15 +6,17 @@
 //! `set -a; source $LAB/lab.env; set +a; cargo bench --bench orders_lab`
 //! (`BENCH_ORDERS=N` orders per phase, default 20.)
 
-#[path = "../tests/lab_support/mod.rs"]
-mod lab_support;
+#[path = "../tests/it/lab/env.rs"]
+mod env;
+#[path = "../tests/it/lab/orders.rs"]
+mod orders;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use lab_support::*;
+use orders::*;
 use shoprelay::orders::worker::{place, OrderContext};
 
 type Log = Arc<Mutex<Vec<(String, Duration)>>>;
@@ -135,12 +137,12 @@ async fn run_phase(
 
 #[tokio::main]
 async fn main() {
-    let Some(((url, key, secret), n)) = bench_setup(20) else {
+    let Some((lab, n)) = bench_setup("orders_lab", 20) else {
         return;
     };
     let log: Log = Arc::default();
     let proxy = web::Data::new(Proxy {
-        upstream: url.trim_end_matches('/').to_owned(),
+        upstream: lab.url.clone(),
         http: reqwest::Client::new(),
         log: log.clone(),
     });
@@ -150,7 +152,7 @@ async fn main() {
             .default_service(web::to(forward));
     })
     .expect("proxy");
-    let erp = client(&format!("http://127.0.0.1:{port}"), &key, &secret);
+    let erp = client(&format!("http://127.0.0.1:{port}"), &lab.key, &lab.secret);
     ensure_fixtures(&erp).await;
     let ctx = context(erp.clone());
     let run = run_id();
@@ -287,7 +289,10 @@ async fn main() {
         }
     }
 
-    println!("\nERPNext at {url}, {n} orders per phase, run {run}\n");
+    println!(
+        "\nERPNext at {}, {n} orders per phase, run {run}\n",
+        lab.url
+    );
     println!("| phase | orders | seconds | orders/s | ms per order | REST calls per order |");
     println!("|---|---|---|---|---|---|");
     println!(

@@ -6,7 +6,7 @@
 //! # Layout
 //!
 //! Modules follow the data flow; an arrow is "uses", and no module uses one that uses it back
-//! (`tests/module_graph.rs` fails on a cycle):
+//! (`tests/it/module_graph.rs` fails on a cycle):
 //!
 //! - [`config`]: the TOML file and `SHOPRELAY_*` overrides, validated into [`config::Settings`].
 //! - [`model`]: shared data: Bin rows, levels, signals, inbox records, shipment operations, the

@@ -6,7 +6,7 @@
 //! their fate) and [`Durability`] (flushes,
 //! queue depths, the health probe). The methods return futures, so a backend on a database
 //! server can implement them; [`sled_backend`] (the only module that touches sled) is the one backend
-//! today, and `tests/store_contract.rs` is the suite every backend must pass.
+//! today, and `tests/it/store_contract.rs` is the suite every backend must pass.
 
 mod commit;
 mod dead;
