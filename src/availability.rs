@@ -1,4 +1,4 @@
-//! Pure: Bin rows and the channel map become the sellable quantity per channel (the policies are in README.md).
+//! Pure: Bin rows and the channel map become the sellable quantity per channel (the policies are in docs/operations.md).
 
 use crate::config::{Channel, Policy};
 use crate::model::BinRow;

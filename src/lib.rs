@@ -8,6 +8,28 @@
 //! Modules follow the data flow; an arrow is "uses", and no module uses one that uses it back
 //! (`tests/it/module_graph.rs` fails on a cycle):
 //!
+//! ```text
+//! store        ──▶ model                      (role traits; store::sled_backend is the only sled code)
+//! erpnext      ──▶ store, http                (REST client, webhooks, setup/check, reconcile)
+//! channels     ──▶ erpnext, store             (the mapping: file or admin, resolved)
+//! metrics      ──▶ store (depths)
+//! monitor      ──▶ erpnext, store             (queue ages, reconcile passes)
+//! state        ──▶ channels, erpnext, metrics, monitor, store
+//! orders       ──▶ channels, erpnext, metrics, store (checks, money, queue, worker)
+//! inbound      ──▶ state, orders, metrics, store (signatures, POST /webhooks/erpnext and /webhooks/shop/orders)
+//! availability, shipments                     (pure)
+//! processor    ──▶ channels, erpnext, availability, shipments, metrics, store
+//! shop         ──▶ inbound::signature, erpnext::client, http, metrics, store (client, retry, push agent, check)
+//! admin        ──▶ state, channels, monitor, shop, erpnext, availability, store
+//! startup      ──▶ admin, inbound, processor, orders, shop, monitor, channels, state, metrics, erpnext, store
+//! cli          ──▶ startup, admin, erpnext, orders, shop
+//! demo         ──▶ startup, inbound, testkit; testkit ──▶ erpnext, inbound
+//! staging      ──▶ erpnext, shop, availability, inbound::signature (staging-test)
+//! ```
+//!
+//! `config`, `model`, `telemetry` (logging, errors with their causes) and `http` are used by
+//! many and not drawn. The modules:
+//!
 //! - [`config`]: the TOML file and `SHOPRELAY_*` overrides, validated into [`config::Settings`].
 //! - [`model`]: shared data: Bin rows, levels, signals, inbox records, shipment operations, the
 //!   clock in milliseconds.
@@ -45,7 +67,9 @@
 //! - [`telemetry`]: logging (plain text or JSON lines), and errors printed with their causes.
 //! - [`staging`]: `shoprelay staging-test`, the go-live cycle against a real ERPNext and shop.
 //! - [`demo`]: `shoprelay demo`, the relay between a simulated ERPNext and shop.
-//! - [`testkit`]: the ERPNext emulator and the recording shop used by the demo and the tests.
+//! - [`testkit`]: the ERPNext emulator, its REST front (`erp_front`: vouchers created over
+//!   REST, webhooks sent by a background worker) and the recording shop used by the demo and
+//!   the tests.
 
 pub mod admin;
 pub mod availability;

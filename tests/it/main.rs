@@ -14,6 +14,7 @@ mod binary;
 mod browser;
 mod clock;
 mod demo;
+mod docs;
 mod erpnext_setup;
 mod full_disk;
 mod inbound;
