@@ -1,9 +1,12 @@
-//! Likely causes, in plain words: what ERPNext's Webhook list and Webhook Request Log say about
-//! the shoprelay webhook of a doctype and event, and what the relay's dead letters say about a
-//! SKU or an order. Pure functions over what was read, so each wording is tested.
+//! Likely causes, in plain words: what an ERPNext refusal probably means, what ERPNext's Webhook
+//! list and Webhook Request Log say about the shoprelay webhook of a doctype and event, and what
+//! the relay's dead letters say about a SKU or an order. Pure functions over what was read, so
+//! each wording is tested.
 
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::erpnext::ErpError;
 
 /// A Webhook document, as listed from ERPNext.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -94,6 +97,24 @@ impl HookFinding {
             HookFinding::Delivered { name } => format!("ERPNext delivered `{name}` to the relay"),
             HookFinding::Installed { name } => format!("the webhook `{name}` is enabled and points at this relay"),
         }
+    }
+}
+
+/// An ERPNext refusal, with what probably causes it.
+pub(crate) fn erp_cause(e: &ErpError) -> String {
+    match e {
+        ErpError::Status { status: 403, .. } => {
+            "the API user lacks a permission for this document type (ERPNext's Role Permissions)"
+                .into()
+        }
+        ErpError::Status { status: 401, .. } => {
+            "erpnext.api_key / erpnext.api_secret are wrong".into()
+        }
+        ErpError::Status { status: 417, .. } => {
+            "ERPNext's validation refused it (the message says why)".into()
+        }
+        ErpError::Transport(_) => "ERPNext cannot be reached from here (erpnext.url)".into(),
+        _ => "see ERPNext's answer".into(),
     }
 }
 

@@ -18,6 +18,19 @@ pub enum Outcome {
     Skip(String),
 }
 
+/// A failed step: what was expected, what was found, and the likely cause.
+pub(crate) fn fail(
+    expected: impl Into<String>,
+    found: impl Into<String>,
+    cause: impl Into<String>,
+) -> Outcome {
+    Outcome::Fail {
+        expected: expected.into(),
+        found: found.into(),
+        cause: cause.into(),
+    }
+}
+
 /// One step of the cycle and how it went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepLine {
