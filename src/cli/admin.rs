@@ -117,14 +117,14 @@ fn ago(now_ms: u64, at: &Value) -> String {
     match at.as_u64() {
         Some(t) => format!(
             "{} ago",
-            crate::admin::health::age(now_ms.saturating_sub(t))
+            crate::admin::ops::health::age(now_ms.saturating_sub(t))
         ),
         None => "none since the relay started".into(),
     }
 }
 
 fn print_status(v: &Value, out: &mut impl Write) -> std::io::Result<()> {
-    let now = crate::admin::health::now_ms();
+    let now = crate::admin::ops::health::now_ms();
     let verdict = if v["healthy"].as_bool() == Some(true) {
         "healthy"
     } else {
@@ -151,7 +151,7 @@ fn print_status(v: &Value, out: &mut impl Write) -> std::io::Result<()> {
     for q in v["queue_ages"].as_array().into_iter().flatten() {
         let age = q["oldest_age_ms"]
             .as_u64()
-            .map(|a| format!(", oldest {}", crate::admin::health::age(a)))
+            .map(|a| format!(", oldest {}", crate::admin::ops::health::age(a)))
             .unwrap_or_default();
         writeln!(
             out,

@@ -365,7 +365,7 @@ fn no_module_uses_a_module_that_uses_it_back() {
     for (from, to) in [
         ("processor", "store"),
         ("inbound::erpnext", "state"),
-        ("admin", "channels"),
+        ("admin::api", "channels"),
         ("shop::agent", "metrics"),
         ("erpnext::reconcile", "erpnext::client"),
         ("shop::client", "inbound::signature"),
