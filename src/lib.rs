@@ -58,14 +58,18 @@
 //!   creates the Customer and creates one Sales Order per shop order.
 //! - [`monitor`]: what the running relay knows about itself for the admin: since when each
 //!   queue waits, the reconcile passes.
-//! - [`admin`]: health, metrics, the admin API, and the admin pages (`/admin/`, signed in with
-//!   a session cookie; templates in `src/admin/templates/`).
+//! - [`admin`]: the probes (`probes`: `/healthz`, `/readyz`, `/metrics`), the admin JSON API
+//!   (`api`), and the admin pages (`page`, one file per page under `src/admin/page/`; signed in
+//!   with a session cookie; templates in `src/admin/templates/`); what the pages and the API
+//!   both do (health, lookups, dead letters settled, a mapping put in force) is `admin::ops`.
 //! - [`startup`]: [`startup::Application`] opens the store, binds the listener, runs the
 //!   worker loops.
 //! - [`cli`]: the administrative subcommands (`erpnext setup`, `erpnext check`, `reconcile`,
 //!   `admin ...` against a running relay's admin API).
 //! - [`telemetry`]: logging (plain text or JSON lines), and errors printed with their causes.
-//! - [`staging`]: `shoprelay staging-test`, the go-live cycle against a real ERPNext and shop.
+//! - [`staging`]: `shoprelay staging-test`, the go-live cycle against a real ERPNext and shop:
+//!   a small driver in `staging/mod.rs`, one file per step around the run's context
+//!   (`staging/cycle.rs`).
 //! - [`demo`]: `shoprelay demo`, the relay between a simulated ERPNext and shop.
 //! - [`testkit`]: the ERPNext emulator, its REST front (`erp_front`: vouchers created over
 //!   REST, webhooks sent by a background worker) and the recording shop used by the demo and
