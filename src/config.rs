@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod secret_files;
+
 /// A secret value: never printed, never logged.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -45,6 +47,14 @@ pub enum ConfigError {
     },
     #[error("cannot read SHOPRELAY_* environment variables")]
     Env(#[from] envy::Error),
+    /// A `SHOPRELAY_*_FILE` variable names a file that cannot be read.
+    #[error("{var} names {path}, which cannot be read", path = path.display())]
+    SecretFile {
+        var: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid configuration: `{key}` {reason}")]
     Invalid { key: String, reason: String },
 }
@@ -327,22 +337,36 @@ struct EnvOverrides {
 }
 
 impl Settings {
-    /// Reads `path`, applies `SHOPRELAY_*` variables from the process environment, validates.
+    /// Reads `path`, applies `SHOPRELAY_*` variables from the process environment (a secret's
+    /// `SHOPRELAY_*_FILE` variable read from its file), validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let env: EnvOverrides = envy::prefixed("SHOPRELAY_").from_env()?;
+        const PREFIX: &str = "SHOPRELAY_";
+        let vars = std::env::vars_os().filter_map(|(k, v)| {
+            let k = k.into_string().ok()?.strip_prefix(PREFIX)?.to_owned();
+            Some((k, v.into_string().ok()?))
+        });
+        let env: EnvOverrides = envy::from_iter(
+            secret_files::resolve(vars, PREFIX)?
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v)),
+        )?;
         Self::from_parts(&text, path, env_pairs(env))
     }
 
-    /// Parses TOML text with explicit overrides (`("shop_token", "...")`, ...); used by tests.
+    /// Parses TOML text with explicit overrides (`("shop_token", "...")`, or
+    /// `("shop_token_file", path)`, ...); used by tests.
     pub fn from_toml(text: &str, overrides: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let overrides = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()));
         let env: EnvOverrides = envy::from_iter(
-            overrides
-                .iter()
-                .map(|(k, v)| (k.to_ascii_uppercase(), v.to_string())),
+            secret_files::resolve(overrides, "SHOPRELAY_")?
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v)),
         )?;
         Self::from_parts(text, Path::new("<inline>"), env_pairs(env))
     }

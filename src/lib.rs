@@ -25,6 +25,7 @@
 //! cli          ──▶ startup, admin, erpnext, orders, shop
 //! demo         ──▶ startup, inbound, testkit; testkit ──▶ erpnext, inbound
 //! staging      ──▶ erpnext, shop, availability, inbound::signature (staging-test)
+//! notify                                      (systemd notifications, for `serve`)
 //! ```
 //!
 //! `config`, `model`, `telemetry` (logging, errors with their causes) and `http` are used by
@@ -66,6 +67,7 @@
 //!   worker loops.
 //! - [`cli`]: the administrative subcommands (`erpnext setup`, `erpnext check`, `reconcile`,
 //!   `admin ...` against a running relay's admin API).
+//! - `notify` (unix): systemd's `READY=1`/`STOPPING=1`, and `WATCHDOG=1` while `/healthz` is 200.
 //! - [`telemetry`]: logging (plain text or JSON lines), and errors printed with their causes.
 //! - [`staging`]: `shoprelay staging-test`, the go-live cycle against a real ERPNext and shop:
 //!   a small driver in `staging/mod.rs`, one file per step around the run's context
@@ -87,6 +89,8 @@ pub mod inbound;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+#[cfg(unix)]
+pub mod notify;
 pub mod orders;
 pub mod processor;
 pub mod shipments;

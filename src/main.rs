@@ -332,9 +332,20 @@ async fn serve(config: PathBuf) -> Result<(), String> {
     let handle = app.handle();
     // Printed on stdout so that scripts (and tests) binding port 0 can find the port.
     println!("shoprelay listening on {}", app.local_addr());
+    // Under systemd (Type=notify): ready now, and a watchdog heartbeat while /healthz is 200.
+    #[cfg(unix)]
+    let notifier = shoprelay::notify::Notifier::from_env();
+    #[cfg(unix)]
+    if let Some(n) = &notifier {
+        n.ready(app.local_addr());
+    }
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stopping: finishing requests in flight");
+        #[cfg(unix)]
+        if let Some(n) = &notifier {
+            n.stopping();
+        }
         handle.stop(true).await;
     });
     app.run_until_stopped().await.map_err(|e| error_chain(&e))

@@ -14,6 +14,7 @@ mod binary;
 mod browser;
 mod clock;
 mod demo;
+mod deploy;
 mod docs;
 mod erpnext_setup;
 mod full_disk;
