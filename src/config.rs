@@ -178,6 +178,8 @@ pub struct Settings {
     pub orders: OrderSettings,
     /// `[orders]`: how the order queue retries and how many customers it serves at once.
     pub order_queue: OrderQueueSettings,
+    /// `[orders]`: the bounds of one shop order.
+    pub order_limits: OrderLimits,
 }
 
 /// `[orders]` and `[orders.fields]`: how shop orders become Sales Orders.
@@ -219,6 +221,34 @@ pub struct OrderQueueSettings {
     pub concurrency: usize,
 }
 
+/// The bounds of one shop order (`[orders]` keys), checked before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLimits {
+    /// `orders.max_lines`: lines in one order (default 500).
+    pub max_lines: usize,
+    /// `orders.max_text_chars`: characters in each text of the order (order id, channel, SKU,
+    /// email, names, phone, address parts, shipping method). Default 140: ERPNext's Data and
+    /// Link fields, where these end up, hold 140.
+    pub max_text_chars: usize,
+    /// `orders.max_field_chars`: characters in each string inside a `fields` object
+    /// (default 2000).
+    pub max_field_chars: usize,
+    /// `orders.max_problems`: problems listed in a refusal; the rest are only counted
+    /// (default 50).
+    pub max_problems: usize,
+}
+
+impl Default for OrderLimits {
+    fn default() -> Self {
+        Self {
+            max_lines: 500,
+            max_text_chars: 140,
+            max_field_chars: 2000,
+            max_problems: 50,
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -247,6 +277,10 @@ struct RawOrders {
     retry_base_ms: Option<u64>,
     retry_max_ms: Option<u64>,
     concurrency: Option<usize>,
+    max_lines: Option<usize>,
+    max_text_chars: Option<usize>,
+    max_field_chars: Option<usize>,
+    max_problems: Option<usize>,
     #[serde(default)]
     fields: RawFieldMapping,
 }
@@ -611,6 +645,7 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
     };
 
     validate_channels(&raw.channels)?;
+    let order_limits = order_limits(&raw.orders)?;
     let (orders, order_queue) = validate_orders(raw.orders, &erpnext.order_id_field)?;
     if raw.staging_test.step_timeout_secs == Some(0) {
         return Err(invalid(
@@ -626,6 +661,7 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
         channels: raw.channels,
         orders,
         order_queue,
+        order_limits,
         staging_test: raw.staging_test,
     })
 }
@@ -726,6 +762,25 @@ fn field_map(
         out.insert(shop_key, fieldname);
     }
     Ok(out)
+}
+
+fn order_limits(raw: &RawOrders) -> Result<OrderLimits, ConfigError> {
+    let d = OrderLimits::default();
+    Ok(OrderLimits {
+        max_lines: positive("orders.max_lines", raw.max_lines.unwrap_or(d.max_lines))?,
+        max_text_chars: positive(
+            "orders.max_text_chars",
+            raw.max_text_chars.unwrap_or(d.max_text_chars),
+        )?,
+        max_field_chars: positive(
+            "orders.max_field_chars",
+            raw.max_field_chars.unwrap_or(d.max_field_chars),
+        )?,
+        max_problems: positive(
+            "orders.max_problems",
+            raw.max_problems.unwrap_or(d.max_problems),
+        )?,
+    })
 }
 
 fn validate_orders(

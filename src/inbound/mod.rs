@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 
 use crate::metrics::Rejection;
-use crate::orders::validate::Problem;
+use crate::orders::validate::Refusal;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
 
@@ -25,8 +25,8 @@ pub enum InboundError {
     Standard(#[from] signature::StandardError),
     #[error("the relay takes no orders: shop.webhook_secret (or SHOPRELAY_SHOP_WEBHOOK_SECRET) is not set, so no order can be verified")]
     OrdersDisabled,
-    #[error("the order is not valid: {}", .0.iter().map(|p| if p.field.is_empty() { p.problem.clone() } else { format!("{} {}", p.field, p.problem) }).collect::<Vec<_>>().join("; "))]
-    InvalidOrder(Vec<Problem>),
+    #[error("the order is not valid: {}", refusal_text(.0))]
+    InvalidOrder(Refusal),
     #[error("webhook-id {webhook_id} delivered order {order_id} before; every new order needs a new webhook-id")]
     WebhookIdReused {
         webhook_id: String,
@@ -46,6 +46,26 @@ pub enum InboundError {
     /// A bug: the parsed event could not be encoded for the inbox. Sending it again will not help.
     #[error("the event could not be encoded for the inbox (a bug in shoprelay)")]
     Encode(#[source] serde_json::Error),
+}
+
+/// The problems of a refused order in words: those listed, then how many more.
+fn refusal_text(r: &Refusal) -> String {
+    let mut text = r
+        .problems
+        .iter()
+        .map(|p| {
+            if p.field.is_empty() {
+                p.problem.clone()
+            } else {
+                format!("{} {}", p.field, p.problem)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if r.not_listed > 0 {
+        text.push_str(&format!("; and {} more problems", r.not_listed));
+    }
+    text
 }
 
 impl InboundError {
@@ -98,8 +118,11 @@ impl ResponseError for InboundError {
             "error": self.kind(),
             "message": error_chain(self),
         });
-        if let Self::InvalidOrder(problems) = self {
-            body["problems"] = serde_json::json!(problems);
+        if let Self::InvalidOrder(refusal) = self {
+            body["problems"] = serde_json::json!(refusal.problems);
+            if refusal.not_listed > 0 {
+                body["problems_not_listed"] = serde_json::json!(refusal.not_listed);
+            }
         }
         HttpResponse::build(self.status_code()).json(body)
     }

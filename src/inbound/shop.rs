@@ -81,7 +81,8 @@ async fn accept(
         .into_iter()
         .map(|c| c.name)
         .collect();
-    let order = validate(&value, &channels).map_err(InboundError::InvalidOrder)?;
+    let order = validate(&value, &channels, &state.settings.order_limits)
+        .map_err(InboundError::InvalidOrder)?;
     let receipt = state
         .store
         .receive_order(

@@ -14,21 +14,35 @@ use crate::orders::model::ShopOrder;
 const SCALE: i128 = 1_000_000;
 const CENT: i128 = SCALE / 100;
 
+/// Every amount and quantity must be below this: ERPNext keeps Currency and Float fields as
+/// `decimal(21,9)`, 12 digits before the decimal point. Bounded inputs also keep every
+/// product and sum of the pricer far inside i128 (10^18 × 10^18 < 1.7 × 10^38).
+pub const LIMIT: f64 = 1e12;
+
 /// An exact decimal amount (6 decimal places).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Decimal(i128);
 
-/// A number the shop sent that is not a usable amount.
+/// A number the shop sent that is not a usable amount. `field` is where in the order body
+/// (`lines[0].qty`), `what` the same in words (`line 1 qty`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
     #[error("{what} is not a finite number")]
-    NotFinite { what: String },
-    #[error("{what} is too large")]
-    TooLarge { what: String },
+    NotFinite { field: String, what: String },
+    #[error("{what} is too large (ERPNext holds amounts and quantities below 10^12)")]
+    TooLarge { field: String, what: String },
     #[error("{what} must not be negative (got {value})")]
-    Negative { what: String, value: Decimal },
+    Negative {
+        field: String,
+        what: String,
+        value: Decimal,
+    },
     #[error("{what} must be more than 0 (got {value})")]
-    NotPositive { what: String, value: Decimal },
+    NotPositive {
+        field: String,
+        what: String,
+        value: Decimal,
+    },
     #[error("line {line} ({sku}): the discount {discount} is more than the line's {gross}")]
     LineDiscountTooLarge {
         line: usize,
@@ -42,20 +56,75 @@ pub enum MoneyError {
     TotalDoesNotAddUp { stated: Decimal, computed: Decimal },
 }
 
+impl MoneyError {
+    /// Where in the order body the problem is (`lines[0].qty`, `total`).
+    pub fn field(&self) -> String {
+        match self {
+            Self::NotFinite { field, .. }
+            | Self::TooLarge { field, .. }
+            | Self::Negative { field, .. }
+            | Self::NotPositive { field, .. } => field.clone(),
+            Self::LineDiscountTooLarge { line, .. } => format!("lines[{}].discount", line - 1),
+            Self::OrderDiscountTooLarge { .. } => "discount_total".into(),
+            Self::TotalDoesNotAddUp { .. } => "total".into(),
+        }
+    }
+
+    /// What is wrong with [`MoneyError::field`], in the words of the order refusal.
+    pub fn problem(&self) -> String {
+        match self {
+            Self::NotFinite { .. } => "is not a finite number".into(),
+            Self::TooLarge { .. } => {
+                "is too large: ERPNext holds amounts and quantities below 10^12".into()
+            }
+            Self::Negative { value, .. } => format!("must be 0 or more (got {value})"),
+            Self::NotPositive { value, .. } => format!(
+                "must be greater than 0 (it is {value} to the relay's 6 decimal places)"
+            ),
+            Self::LineDiscountTooLarge {
+                discount, gross, ..
+            } => format!("{discount} is more than the line's qty × unit_price ({gross})"),
+            Self::OrderDiscountTooLarge { discount, lines } => {
+                format!("{discount} is more than the sum of the line totals ({lines})")
+            }
+            Self::TotalDoesNotAddUp { stated, computed } => format!(
+                "{stated} is not the sum of the line totals − discount_total + shipping.amount ({computed})"
+            ),
+        }
+    }
+}
+
 impl Decimal {
     pub const ZERO: Decimal = Decimal(0);
 
     /// The exact decimal a JSON number was written as (`0.1` is 0.1, not the nearest binary
-    /// fraction), rounded half away from zero to 6 places.
+    /// fraction), rounded half away from zero to 6 places; below [`LIMIT`] in size.
     pub fn from_f64(v: f64, what: &str) -> Result<Self, MoneyError> {
+        Self::amount(v, what, what)
+    }
+
+    /// [`Decimal::from_f64`] for the order body's `field` (`lines[0].qty`).
+    fn amount(v: f64, field: &str, what: &str) -> Result<Self, MoneyError> {
         if !v.is_finite() {
-            return Err(MoneyError::NotFinite { what: what.into() });
+            return Err(MoneyError::NotFinite {
+                field: field.into(),
+                what: what.into(),
+            });
         }
-        if v.abs() >= 1e15 {
-            return Err(MoneyError::TooLarge { what: what.into() });
+        let too_large = || MoneyError::TooLarge {
+            field: field.into(),
+            what: what.into(),
+        };
+        if v.abs() >= LIMIT {
+            return Err(too_large());
         }
         // `{}` prints the shortest string that reads back as the same f64, without exponent.
-        Self::parse(&format!("{v}")).ok_or_else(|| MoneyError::TooLarge { what: what.into() })
+        Self::parse(&format!("{v}")).ok_or_else(too_large)
+    }
+
+    /// True when the amount is below [`LIMIT`] in size (so ERPNext can hold it).
+    fn fits(self) -> bool {
+        self.0.unsigned_abs() < 1_000_000_000_000u128 * SCALE as u128
     }
 
     fn parse(s: &str) -> Option<Self> {
@@ -97,14 +166,14 @@ impl Decimal {
         } else {
             (self.0 - half) / CENT
         };
-        Decimal(q * CENT)
+        Decimal(q.saturating_mul(CENT))
     }
 
     /// Rounded up (towards +infinity) to the cent.
     pub fn ceil_cents(self) -> Self {
         let q = self.0.div_euclid(CENT);
         let r = self.0.rem_euclid(CENT);
-        Decimal((q + i128::from(r > 0)) * CENT)
+        Decimal((q + i128::from(r > 0)).saturating_mul(CENT))
     }
 
     /// Quotient rounded up to the cent (`other` must be positive).
@@ -113,9 +182,9 @@ impl Decimal {
             return Decimal::ZERO;
         }
         // self / other in cents = self.0 * 100 / other.0, rounded up.
-        let num = self.0 * 100;
+        let num = self.0.saturating_mul(100);
         let q = num.div_euclid(other.0) + i128::from(num.rem_euclid(other.0) > 0);
-        Decimal(q * CENT)
+        Decimal(q.saturating_mul(CENT))
     }
 
     pub fn is_zero(self) -> bool {
@@ -125,28 +194,30 @@ impl Decimal {
 
 impl std::ops::Add for Decimal {
     type Output = Decimal;
+    /// Saturating: never wraps (the pricer's amounts are bounded far below i128's range).
     fn add(self, o: Decimal) -> Decimal {
-        Decimal(self.0 + o.0)
+        Decimal(self.0.saturating_add(o.0))
     }
 }
 
 impl std::ops::Sub for Decimal {
     type Output = Decimal;
+    /// Saturating: never wraps.
     fn sub(self, o: Decimal) -> Decimal {
-        Decimal(self.0 - o.0)
+        Decimal(self.0.saturating_sub(o.0))
     }
 }
 
 impl std::ops::Mul for Decimal {
     type Output = Decimal;
-    /// Exact product, rounded half away from zero to 6 places.
+    /// Exact product, rounded half away from zero to 6 places (saturating, never wraps).
     fn mul(self, o: Decimal) -> Decimal {
-        let p = self.0 * o.0;
+        let p = self.0.saturating_mul(o.0);
         let half = SCALE / 2;
         Decimal(if p >= 0 {
-            (p + half) / SCALE
+            p.saturating_add(half) / SCALE
         } else {
-            (p - half) / SCALE
+            p.saturating_sub(half) / SCALE
         })
     }
 }
@@ -206,81 +277,226 @@ pub struct OrderMoney {
     pub total: Decimal,
 }
 
-fn non_negative(v: f64, what: &str) -> Result<Decimal, MoneyError> {
-    let d = Decimal::from_f64(v, what)?;
-    if d < Decimal::ZERO {
-        return Err(MoneyError::Negative {
-            what: what.into(),
-            value: d,
-        });
-    }
-    Ok(d)
+/// The money fields of one order line as the shop sent them. None: the field is missing or
+/// not a number (the order check reports that on its own); its line is then left out of the
+/// sums, which are not checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LineAmounts<'a> {
+    pub sku: &'a str,
+    pub qty: Option<f64>,
+    pub unit_price: Option<f64>,
+    /// Absent is 0.
+    pub discount: Option<f64>,
 }
 
-/// Works out the lines, discount, shipping and total of `order` (see the module docs).
-pub fn price(order: &ShopOrder) -> Result<OrderMoney, MoneyError> {
-    let mut lines = Vec::with_capacity(order.lines.len());
-    for (i, line) in order.lines.iter().enumerate() {
-        let n = i + 1;
-        let qty = Decimal::from_f64(line.qty, &format!("line {n} qty"))?;
-        if qty <= Decimal::ZERO {
-            return Err(MoneyError::NotPositive {
-                what: format!("line {n} ({}) qty", line.sku),
-                value: qty,
-            });
+/// The money fields of an order as the shop sent them, read from a [`ShopOrder`] or, by the
+/// order check, from a body that may still be wrong elsewhere. None in `discount_total` or
+/// `shipping`: present but not a number (absent is 0); None in `total`: nothing to check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amounts<'a> {
+    pub lines: Vec<LineAmounts<'a>>,
+    pub discount_total: Option<f64>,
+    pub shipping: Option<f64>,
+    pub total: Option<f64>,
+}
+
+impl<'a> Amounts<'a> {
+    /// The amounts of a parsed order.
+    pub fn of(order: &'a ShopOrder) -> Self {
+        Self {
+            lines: order
+                .lines
+                .iter()
+                .map(|l| LineAmounts {
+                    sku: &l.sku,
+                    qty: Some(l.qty),
+                    unit_price: Some(l.unit_price),
+                    discount: Some(l.discount.unwrap_or(0.0)),
+                })
+                .collect(),
+            discount_total: Some(order.discount_total.unwrap_or(0.0)),
+            shipping: Some(order.shipping.as_ref().map_or(0.0, |s| s.amount)),
+            total: order.total,
         }
-        let unit = non_negative(line.unit_price, &format!("line {n} unit_price"))?;
-        let discount = non_negative(line.discount.unwrap_or(0.0), &format!("line {n} discount"))?;
-        let gross = qty * unit;
+    }
+}
+
+/// Collects every money problem of an order.
+#[derive(Default)]
+struct Pricer {
+    problems: Vec<MoneyError>,
+}
+
+impl Pricer {
+    /// `v` as an exact amount of at least 0 (more than 0 when `positive`).
+    fn amount(&mut self, v: f64, field: &str, what: &str, positive: bool) -> Option<Decimal> {
+        let d = match Decimal::amount(v, field, what) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problems.push(e);
+                return None;
+            }
+        };
+        let (field, what) = (field.to_owned(), what.to_owned());
+        if positive && d <= Decimal::ZERO {
+            self.problems.push(MoneyError::NotPositive {
+                field,
+                what,
+                value: d,
+            });
+            None
+        } else if d < Decimal::ZERO {
+            self.problems.push(MoneyError::Negative {
+                field,
+                what,
+                value: d,
+            });
+            None
+        } else {
+            Some(d)
+        }
+    }
+
+    /// A computed amount that must fit ERPNext, like every amount the shop sends.
+    fn fits(&mut self, d: Decimal, field: &str, what: &str) -> Option<Decimal> {
+        if d.fits() {
+            Some(d)
+        } else {
+            self.problems.push(MoneyError::TooLarge {
+                field: field.into(),
+                what: what.into(),
+            });
+            None
+        }
+    }
+
+    fn line(&mut self, i: usize, line: &LineAmounts) -> Option<LinePrice> {
+        let n = i + 1;
+        let at = format!("lines[{i}]");
+        let qty = line.qty.and_then(|q| {
+            self.amount(
+                q,
+                &format!("{at}.qty"),
+                &format!("line {n} ({}) qty", line.sku),
+                true,
+            )
+        });
+        let unit = line.unit_price.and_then(|p| {
+            self.amount(
+                p,
+                &format!("{at}.unit_price"),
+                &format!("line {n} unit_price"),
+                false,
+            )
+        });
+        let discount = line.discount.and_then(|d| {
+            self.amount(
+                d,
+                &format!("{at}.discount"),
+                &format!("line {n} discount"),
+                false,
+            )
+        });
+        let (qty, unit, discount) = (qty?, unit?, discount?);
+        let gross = self.fits(
+            qty * unit,
+            &at,
+            &format!("line {n} ({}): qty × unit_price", line.sku),
+        )?;
         if discount > gross {
-            return Err(MoneyError::LineDiscountTooLarge {
+            self.problems.push(MoneyError::LineDiscountTooLarge {
                 line: n,
-                sku: line.sku.clone(),
+                sku: line.sku.to_owned(),
                 discount,
                 gross,
             });
+            return None;
         }
         let shop_total = (gross - discount).round_cents();
         let rate = shop_total.div_ceil_cents(qty);
-        lines.push(LinePrice {
+        Some(LinePrice {
             qty,
             price_list_rate: unit.round_cents().max(rate),
             rate,
             free: rate.is_zero(),
             shop_total,
-        });
+        })
     }
-    let lines_total: Decimal = lines.iter().map(|l| l.shop_total).sum();
-    let order_discount =
-        non_negative(order.discount_total.unwrap_or(0.0), "discount_total")?.round_cents();
-    if order_discount > lines_total {
-        return Err(MoneyError::OrderDiscountTooLarge {
-            discount: order_discount,
-            lines: lines_total,
-        });
-    }
-    let rounding: Decimal = lines.iter().map(|l| l.erp_amount() - l.shop_total).sum();
-    let shipping = match &order.shipping {
-        Some(s) => non_negative(s.amount, "shipping.amount")?.round_cents(),
-        None => Decimal::ZERO,
+}
+
+/// Works out the lines, discount, shipping and total of `order` (see the module docs); the
+/// first problem when it cannot.
+pub fn price(order: &ShopOrder) -> Result<OrderMoney, MoneyError> {
+    let unreadable = || MoneyError::NotFinite {
+        field: String::new(),
+        what: "an amount of the order".into(),
     };
-    let computed = lines_total - order_discount + shipping;
-    let total = match order.total {
-        Some(t) => {
-            let stated = Decimal::from_f64(t, "total")?.round_cents();
-            if stated != computed {
-                return Err(MoneyError::TotalDoesNotAddUp { stated, computed });
-            }
-            stated
+    match check(&Amounts::of(order)) {
+        Ok(money) => money.ok_or_else(unreadable),
+        Err(problems) => Err(problems.into_iter().next().unwrap_or_else(unreadable)),
+    }
+}
+
+/// The one money rule: prices `amounts` as [`price`] does, or lists every problem found
+/// (a line's problem leaves the sums unchecked). Sums never wrap: every amount the shop sends
+/// and every amount computed from them must be below [`LIMIT`], as ERPNext requires. Ok(None):
+/// no problem found, but some amount was unreadable (None), so nothing could be priced.
+pub fn check(amounts: &Amounts) -> Result<Option<OrderMoney>, Vec<MoneyError>> {
+    let mut p = Pricer::default();
+    let priced: Vec<Option<LinePrice>> = amounts
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| p.line(i, l))
+        .collect();
+    let order_discount = amounts
+        .discount_total
+        .and_then(|d| p.amount(d, "discount_total", "discount_total", false))
+        .map(Decimal::round_cents);
+    let shipping = amounts
+        .shipping
+        .and_then(|s| p.amount(s, "shipping.amount", "shipping.amount", false))
+        .map(Decimal::round_cents);
+    let stated = amounts
+        .total
+        .and_then(|t| p.amount(t, "total", "total", false))
+        .map(Decimal::round_cents);
+    let lines: Option<Vec<LinePrice>> = priced.into_iter().collect();
+    let lines_total = lines.as_ref().and_then(|lines| {
+        let sum: Decimal = lines.iter().map(|l| l.shop_total).sum();
+        p.fits(sum, "lines", "the sum of the line totals")
+    });
+    if let (Some(discount), Some(lines_total)) = (order_discount, lines_total) {
+        if discount > lines_total {
+            p.problems.push(MoneyError::OrderDiscountTooLarge {
+                discount,
+                lines: lines_total,
+            });
         }
-        None => computed,
+    }
+    let computed = match (lines_total, order_discount, shipping) {
+        (Some(l), Some(d), Some(s)) => p.fits(l - d + s, "total", "the order's total"),
+        _ => None,
     };
-    Ok(OrderMoney {
-        lines,
-        discount_amount: order_discount + rounding,
-        shipping,
-        total,
-    })
+    if let (Some(stated), Some(computed)) = (stated, computed) {
+        if stated != computed {
+            p.problems
+                .push(MoneyError::TotalDoesNotAddUp { stated, computed });
+        }
+    }
+    match (lines, order_discount, shipping, computed) {
+        _ if !p.problems.is_empty() => Err(p.problems),
+        (Some(lines), Some(discount), Some(shipping), Some(computed)) => {
+            let rounding: Decimal = lines.iter().map(|l| l.erp_amount() - l.shop_total).sum();
+            Ok(Some(OrderMoney {
+                lines,
+                discount_amount: discount + rounding,
+                shipping,
+                total: stated.unwrap_or(computed),
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -396,5 +612,38 @@ mod tests {
         assert!(price(&order(&[(0.0, 10.0, None)], None, 0.0)).is_err());
         assert!(price(&order(&[(1.0, -1.0, None)], None, 0.0)).is_err());
         assert!(price(&order(&[(1.0, 10.0, None)], Some(10.01), 0.0)).is_err());
+    }
+
+    #[test]
+    fn every_problem_is_found_with_its_field_and_nothing_wraps() {
+        let mut o = order(
+            &[(1e300, 1.0, None), (2.0, 1e11, Some(-1.0))],
+            Some(f64::NAN),
+            0.0,
+        );
+        o.total = Some(-0.02);
+        let problems = check(&Amounts::of(&o)).expect_err("refused");
+        let fields: Vec<String> = problems.iter().map(MoneyError::field).collect();
+        assert_eq!(
+            fields,
+            [
+                "lines[0].qty",
+                "lines[1].discount",
+                "discount_total",
+                "total"
+            ]
+        );
+        assert_eq!(
+            price(&o).expect_err("refused").to_string(),
+            "line 1 (S) qty is too large (ERPNext holds amounts and quantities below 10^12)"
+        );
+        let big = Decimal(i128::MAX / 2);
+        assert_eq!(
+            big + big + big,
+            Decimal(i128::MAX),
+            "saturates, never wraps"
+        );
+        assert_eq!(Decimal(i128::MIN) - big, Decimal(i128::MIN));
+        assert!((big * big) > Decimal::ZERO);
     }
 }

@@ -3,9 +3,14 @@
 //! Every attempt is recorded before it starts ("placing") and after it ends; ERPNext being
 //! unavailable schedules another attempt with backoff, a refusal makes the order dead until an
 //! admin retries it.
+//!
+//! A step reads only the orders it attempts ([`crate::store::OrderBook::due_orders`], at most
+//! `orders.concurrency`), so a backlog costs nothing while it waits. ERPNext being unavailable
+//! pauses the whole queue with the same backoff (an outage is ERPNext's, not one order's):
+//! during the pause a step reads nothing, and afterwards one order probes before the queue
+//! serves several customers again.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::channels::{ChannelError, Channels};
@@ -43,33 +48,12 @@ impl OrderStep {
     }
 }
 
-/// From the owed orders (oldest first), the oldest of each customer if it is due, up to
-/// `concurrency` of them; a customer whose oldest order is not due waits with all its later
-/// orders. Also returns when the earliest order left out is due (`now` when some were left out
-/// only for want of concurrency).
-pub fn due(
-    owed: Vec<OrderRecord>,
-    now: u64,
-    concurrency: usize,
-) -> (Vec<OrderRecord>, Option<u64>) {
-    let mut customers = BTreeSet::new();
-    let mut batch = Vec::new();
-    let mut next_due: Option<u64> = None;
-    for record in owed {
-        if !customers.insert(record.customer_key.clone()) {
-            continue;
-        }
-        let at = if record.next_attempt_ms > now {
-            record.next_attempt_ms
-        } else if batch.len() < concurrency {
-            batch.push(record);
-            continue;
-        } else {
-            now
-        };
-        next_due = Some(next_due.map_or(at, |d| d.min(at)));
-    }
-    (batch, next_due)
+/// ERPNext found unavailable by the last steps: no order is attempted before `until_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Outage {
+    /// Steps in a row whose attempts all found ERPNext unavailable.
+    failures: u32,
+    until_ms: u64,
 }
 
 /// How long to wait after the `attempt`-th attempt found ERPNext unavailable: the base delay
@@ -91,6 +75,7 @@ pub struct OrderQueue {
     channels: Arc<Channels>,
     metrics: Arc<Metrics>,
     settings: OrderQueueSettings,
+    outage: Mutex<Option<Outage>>,
 }
 
 impl OrderQueue {
@@ -107,17 +92,36 @@ impl OrderQueue {
             channels,
             metrics,
             settings,
+            outage: Mutex::new(None),
         }
     }
 
+    fn outage(&self) -> Option<Outage> {
+        *self.outage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_outage(&self, outage: Option<Outage>) {
+        *self.outage.lock().unwrap_or_else(|e| e.into_inner()) = outage;
+    }
+
     /// One step: places every due order of the batch (different customers, concurrently) and
-    /// records how each attempt ended.
+    /// records how each attempt ended. While ERPNext is out (see the module docs) it reads
+    /// nothing and says when the pause ends.
     pub async fn step(&self) -> Result<OrderStep, StoreError> {
-        let (batch, next_due_ms) = due(
-            self.store.owed_orders().await?,
-            now_ms(),
-            self.settings.concurrency,
-        );
+        let now = now_ms();
+        let outage = self.outage();
+        if let Some(o) = outage.filter(|o| o.until_ms > now) {
+            return Ok(OrderStep {
+                next_due_ms: Some(o.until_ms),
+                ..OrderStep::default()
+            });
+        }
+        let limit = if outage.is_some() {
+            1
+        } else {
+            self.settings.concurrency
+        };
+        let (batch, next_due_ms) = self.store.due_orders(now, limit).await?;
         let mut report = OrderStep {
             next_due_ms,
             ..OrderStep::default()
@@ -129,6 +133,14 @@ impl OrderQueue {
                 Outcome::Retry => report.retried += 1,
                 Outcome::Dead => report.dead += 1,
             }
+        }
+        if report.placed > 0 {
+            self.set_outage(None);
+        } else if report.retried > 0 {
+            let failures = outage.map_or(0, |o| o.failures) + 1;
+            let until_ms = now_ms() + retry_delay(failures, &self.settings).as_millis() as u64;
+            self.set_outage(Some(Outage { failures, until_ms }));
+            report.next_due_ms = Some(report.next_due_ms.map_or(until_ms, |d| d.max(until_ms)));
         }
         Ok(report)
     }
@@ -223,6 +235,7 @@ impl OrderQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::due;
 
     fn record(order_id: &str, email: &str, next_attempt_ms: u64) -> OrderRecord {
         OrderRecord {

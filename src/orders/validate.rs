@@ -1,11 +1,15 @@
-//! Checks an order body against the shop contract's `ShopOrder` schema and its money rules,
-//! listing every problem (not only the first), before anything is stored. Pure.
+//! Checks an order body against the shop contract's `ShopOrder` schema, its bounds
+//! ([`OrderLimits`]) and the money rules of [`crate::orders::money`] (the pricer the worker
+//! uses, so an order accepted here can be priced there), listing every problem (the first
+//! `orders.max_problems` of them, and how many more) before anything is stored. Pure.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use crate::config::OrderLimits;
 use crate::model::{civil_from_days, days_from_civil};
 use crate::orders::model::ShopOrder;
+use crate::orders::money::{self, Amounts, LineAmounts};
 
 /// One thing wrong with an order body: where (`lines[1].qty`) and what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -14,10 +18,20 @@ pub struct Problem {
     pub problem: String,
 }
 
-/// Collects problems while walking the body.
-#[derive(Default)]
-struct Checker {
+/// Why an order body was refused: the first problems found (at most `orders.max_problems`)
+/// and how many more there were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub problems: Vec<Problem>,
+    /// Problems found beyond those listed.
+    pub not_listed: usize,
+}
+
+/// Collects problems while walking the body: the first `listed` of them, the rest counted.
+struct Checker<'l> {
+    limits: &'l OrderLimits,
     problems: Vec<Problem>,
+    not_listed: usize,
 }
 
 /// What a field must be.
@@ -35,12 +49,66 @@ enum Want {
     Object,
 }
 
-impl Checker {
+impl Checker<'_> {
     fn fail(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        if self.problems.len() >= self.limits.max_problems {
+            self.not_listed += 1;
+            return;
+        }
         self.problems.push(Problem {
             field: field.into(),
             problem: problem.into(),
         });
+    }
+
+    fn refusal(self) -> Refusal {
+        Refusal {
+            problems: self.problems,
+            not_listed: self.not_listed,
+        }
+    }
+
+    /// False (and a problem) when the text is longer than `orders.max_text_chars`.
+    fn short(&mut self, field: &str, text: &str) -> bool {
+        let max = self.limits.max_text_chars;
+        let n = text.chars().count();
+        if n > max {
+            self.fail(
+                field,
+                format!(
+                    "is {n} characters long; at most {max} are allowed (orders.max_text_chars)"
+                ),
+            );
+        }
+        n <= max
+    }
+
+    /// Every string inside a `fields` value must be at most `orders.max_field_chars` long.
+    fn field_strings(&mut self, value: &Value, at: &str) {
+        match value {
+            Value::String(s) => {
+                let max = self.limits.max_field_chars;
+                let n = s.chars().count();
+                if n > max {
+                    self.fail(
+                        at,
+                        format!("is {n} characters long; at most {max} are allowed (orders.max_field_chars)"),
+                    );
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    self.field_strings(v, &format!("{at}[{i}]"));
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    self.short(&format!("{at} key"), k);
+                    self.field_strings(v, &join(at, k));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Checks `obj[key]`: `required` says whether it may be absent (null counts as absent).
@@ -65,14 +133,19 @@ impl Checker {
         };
         let ok = match want {
             Want::Text => match value.as_str() {
-                Some(s) if !s.trim().is_empty() => true,
-                Some(_) => {
+                Some(s) if s.trim().is_empty() => {
                     self.fail(field, "must not be empty");
                     return None;
                 }
+                Some(s) if !self.short(&field, s) => return None,
+                Some(_) => true,
                 None => false,
             },
-            Want::OptionalText => value.is_string(),
+            Want::OptionalText => match value.as_str() {
+                Some(s) if !self.short(&field, s) => return None,
+                Some(_) => true,
+                None => false,
+            },
             Want::NonNegative | Want::Positive => match value.as_f64() {
                 Some(n) if matches!(want, Want::Positive) && n <= 0.0 => {
                     self.fail(field, "must be greater than 0");
@@ -102,7 +175,9 @@ impl Checker {
     }
 
     fn fields(&mut self, obj: &Map<String, Value>, at: &str) {
-        self.check(obj, at, "fields", Want::Object, false);
+        if let Some(fields) = self.check(obj, at, "fields", Want::Object, false) {
+            self.field_strings(fields, &join(at, "fields"));
+        }
     }
 
     fn address(&mut self, obj: &Map<String, Value>, key: &str, required: bool) {
@@ -240,16 +315,19 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
-/// An amount in whole cents (half away from zero).
-fn cents(amount: f64) -> i64 {
-    (amount * 100.0).round() as i64
-}
-
-/// Validates an order body. `channels` are the channel names the relay knows; an order for
-/// another channel is refused (its warehouse would be unknown). Returns the order, or every
-/// problem found.
-pub fn validate(body: &Value, channels: &[String]) -> Result<ShopOrder, Vec<Problem>> {
-    let mut c = Checker::default();
+/// Validates an order body within `limits`. `channels` are the channel names the relay
+/// knows; an order for another channel is refused (its warehouse would be unknown). Returns
+/// the order, or the problems found.
+pub fn validate(
+    body: &Value,
+    channels: &[String],
+    limits: &OrderLimits,
+) -> Result<ShopOrder, Refusal> {
+    let mut c = Checker {
+        limits,
+        problems: Vec::new(),
+        not_listed: 0,
+    };
     let Some(obj) = body.as_object() else {
         c.fail(
             "",
@@ -258,7 +336,7 @@ pub fn validate(body: &Value, channels: &[String]) -> Result<ShopOrder, Vec<Prob
                 type_name(body)
             ),
         );
-        return Err(c.problems);
+        return Err(c.refusal());
     };
     c.check(obj, "", "order_id", Want::Text, true);
     if let Some(ch) = c.check(obj, "", "channel", Want::Text, true) {
@@ -310,21 +388,40 @@ pub fn validate(body: &Value, channels: &[String]) -> Result<ShopOrder, Vec<Prob
     }
     c.address(obj, "shipping_address", true);
     c.address(obj, "billing_address", false);
-    let mut goods_cents: Option<i64> = Some(0);
+    // The money fields as far as they are numbers of the right sign; None where not (already
+    // a problem), and no lines at all when `lines` itself is wrong.
+    let mut amounts: Option<Amounts> = None;
     match obj.get("lines") {
         Some(Value::Array(lines)) if lines.is_empty() => {
             c.fail("lines", "must hold at least one line");
-            goods_cents = None;
+        }
+        Some(Value::Array(lines)) if lines.len() > limits.max_lines => {
+            c.fail(
+                "lines",
+                format!(
+                    "holds {} lines; at most {} are allowed (orders.max_lines)",
+                    lines.len(),
+                    limits.max_lines
+                ),
+            );
         }
         Some(Value::Array(lines)) => {
+            let mut read = Vec::with_capacity(lines.len());
             for (i, line) in lines.iter().enumerate() {
                 let at = format!("lines[{i}]");
                 let Some(line) = line.as_object() else {
                     c.fail(&at, format!("must be an object, not {}", type_name(line)));
-                    goods_cents = None;
+                    read.push(LineAmounts {
+                        sku: "",
+                        qty: None,
+                        unit_price: None,
+                        discount: None,
+                    });
                     continue;
                 };
-                c.check(line, &at, "sku", Want::Text, true);
+                let sku = c
+                    .check(line, &at, "sku", Want::Text, true)
+                    .and_then(Value::as_str);
                 let qty = c.check(line, &at, "qty", Want::Positive, true);
                 let price = c.check(line, &at, "unit_price", Want::NonNegative, true);
                 let discount = match line.get("discount") {
@@ -334,46 +431,32 @@ pub fn validate(body: &Value, channels: &[String]) -> Result<ShopOrder, Vec<Prob
                         .and_then(Value::as_f64),
                 };
                 c.fields(line, &at);
-                match (
-                    qty.and_then(Value::as_f64),
-                    price.and_then(Value::as_f64),
+                read.push(LineAmounts {
+                    sku: sku.unwrap_or_default(),
+                    qty: qty.and_then(Value::as_f64),
+                    unit_price: price.and_then(Value::as_f64),
                     discount,
-                ) {
-                    (Some(q), Some(p), Some(d)) => {
-                        let gross = q * p;
-                        if cents(d) > cents(gross) {
-                            c.fail(
-                                join(&at, "discount"),
-                                format!(
-                                    "{d} is more than the line's qty × unit_price ({gross:.2})"
-                                ),
-                            );
-                        }
-                        goods_cents = goods_cents.map(|g| g + cents(gross - d));
-                    }
-                    _ => goods_cents = None,
-                }
+                });
             }
+            amounts = Some(Amounts {
+                lines: read,
+                discount_total: None,
+                shipping: None,
+                total: None,
+            });
         }
-        None | Some(Value::Null) => {
-            c.fail("lines", "is required");
-            goods_cents = None;
-        }
-        Some(other) => {
-            c.fail(
-                "lines",
-                format!("must be an array, not {}", type_name(other)),
-            );
-            goods_cents = None;
-        }
+        None | Some(Value::Null) => c.fail("lines", "is required"),
+        Some(other) => c.fail(
+            "lines",
+            format!("must be an array, not {}", type_name(other)),
+        ),
     }
-    let shipping_cents = match obj.get("shipping") {
-        None | Some(Value::Null) => Some(0),
+    let shipping = match obj.get("shipping") {
+        None | Some(Value::Null) => Some(0.0),
         Some(Value::Object(s)) => {
             c.check(s, "shipping", "method", Want::Text, true);
             c.check(s, "shipping", "amount", Want::NonNegative, true)
                 .and_then(Value::as_f64)
-                .map(cents)
         }
         Some(other) => {
             c.fail(
@@ -383,57 +466,40 @@ pub fn validate(body: &Value, channels: &[String]) -> Result<ShopOrder, Vec<Prob
             None
         }
     };
-    let discount_cents = match obj.get("discount_total") {
-        None | Some(Value::Null) => Some(0),
+    let discount_total = match obj.get("discount_total") {
+        None | Some(Value::Null) => Some(0.0),
         Some(_) => c
             .check(obj, "", "discount_total", Want::NonNegative, false)
-            .and_then(Value::as_f64)
-            .map(cents),
+            .and_then(Value::as_f64),
     };
-    if let (Some(goods), Some(d)) = (goods_cents, discount_cents) {
-        if d > goods {
-            c.fail(
-                "discount_total",
-                format!(
-                    "{} is more than the sum of the line totals ({})",
-                    money(d),
-                    money(goods)
-                ),
-            );
+    let total = match obj.get("total").filter(|v| !v.is_null()) {
+        Some(t) if !t.is_number() => {
+            c.fail("total", format!("must be a number, not {}", type_name(t)));
+            None
         }
-    }
-    if let Some(total) = obj.get("total").filter(|v| !v.is_null()) {
-        match (total.as_f64(), goods_cents, discount_cents, shipping_cents) {
-            (None, ..) => c.fail(
-                "total",
-                format!("must be a number, not {}", type_name(total)),
-            ),
-            (Some(t), Some(g), Some(d), Some(s)) if cents(t) != g - d + s => c.fail(
-                "total",
-                format!(
-                    "{} is not the sum of the line totals − discount_total + shipping.amount ({})",
-                    money(cents(t)),
-                    money(g - d + s)
-                ),
-            ),
-            _ => {}
+        t => t.and_then(Value::as_f64),
+    };
+    if let Some(mut amounts) = amounts {
+        amounts.discount_total = discount_total;
+        amounts.shipping = shipping;
+        amounts.total = total;
+        if let Err(problems) = money::check(&amounts) {
+            for p in problems {
+                c.fail(p.field(), p.problem());
+            }
         }
     }
     c.fields(obj, "");
-    if !c.problems.is_empty() {
-        return Err(c.problems);
+    if !c.problems.is_empty() || c.not_listed > 0 {
+        return Err(c.refusal());
     }
-    serde_json::from_value::<ShopOrder>(body.clone()).map_err(|e| {
-        vec![Problem {
+    serde_json::from_value::<ShopOrder>(body.clone()).map_err(|e| Refusal {
+        problems: vec![Problem {
             field: String::new(),
             problem: format!("does not match the ShopOrder schema: {e}"),
-        }]
+        }],
+        not_listed: 0,
     })
-}
-
-fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
 }
 
 #[cfg(test)]
@@ -461,9 +527,10 @@ mod tests {
     }
 
     fn problems(body: Value) -> Vec<String> {
-        match validate(&body, &channels()) {
+        match validate(&body, &channels(), &OrderLimits::default()) {
             Ok(o) => panic!("accepted: {o:?}"),
             Err(ps) => ps
+                .problems
                 .into_iter()
                 .map(|p| format!("{}: {}", p.field, p.problem))
                 .collect(),
@@ -472,7 +539,7 @@ mod tests {
 
     #[test]
     fn a_good_order_passes_with_its_fields() {
-        let order = validate(&good(), &channels()).expect("valid");
+        let order = validate(&good(), &channels(), &OrderLimits::default()).expect("valid");
         assert_eq!(order.lines.len(), 2);
         assert_eq!(order.customer.fields["loyalty_tier"], "gold");
         assert_eq!(order.total, Some(44.9));
@@ -553,6 +620,114 @@ mod tests {
                 "fields: must be an object, not an array"
             ]
         );
+    }
+
+    #[test]
+    fn sums_that_would_wrap_are_refused_never_a_wrong_total() {
+        let mut body = good();
+        body["lines"] = json!([{"sku": "A", "qty": 1e300, "unit_price": 1},
+                               {"sku": "B", "qty": 1e300, "unit_price": 1}]);
+        let got = problems(body);
+        assert_eq!(
+            got,
+            [
+                "lines[0].qty: is too large: ERPNext holds amounts and quantities below 10^12",
+                "lines[1].qty: is too large: ERPNext holds amounts and quantities below 10^12",
+            ],
+            "no sum is made of amounts that cannot be priced"
+        );
+        // Each amount fits, their product does not: the line cannot be placed.
+        let mut body = good();
+        body["lines"] = json!([{"sku": "A", "qty": 1e9, "unit_price": 1e9}]);
+        body.as_object_mut().expect("object").remove("total");
+        assert_eq!(
+            problems(body),
+            ["lines[0]: is too large: ERPNext holds amounts and quantities below 10^12"]
+        );
+        // Lines that fit one by one but not together.
+        let mut body = good();
+        body["lines"] = json!([{"sku": "A", "qty": 1, "unit_price": 6e11},
+                               {"sku": "B", "qty": 1, "unit_price": 6e11}]);
+        body.as_object_mut().expect("object").remove("total");
+        assert_eq!(
+            problems(body),
+            ["lines: is too large: ERPNext holds amounts and quantities below 10^12"]
+        );
+    }
+
+    #[test]
+    fn a_line_the_pricer_cannot_place_is_refused_at_the_door() {
+        // 1e-9 is more than 0, but 0 to the 6 decimal places the Sales Order is priced in.
+        let mut body = good();
+        body["lines"][1]["qty"] = json!(1e-9);
+        body.as_object_mut().expect("object").remove("total");
+        let got = problems(body);
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(
+            got[0].starts_with("lines[1].qty: must be greater than 0"),
+            "{got:#?}"
+        );
+        // What the door accepts, the pricer prices.
+        let order = validate(&good(), &channels(), &OrderLimits::default()).expect("valid");
+        assert_eq!(
+            money::price(&order).expect("priced").total.to_string(),
+            "44.90"
+        );
+    }
+
+    #[test]
+    fn lines_and_texts_are_bounded() {
+        let limits = OrderLimits {
+            max_lines: 3,
+            max_text_chars: 20,
+            max_field_chars: 20,
+            max_problems: 50,
+        };
+        let refused = |body: Value| -> Vec<String> {
+            let r = validate(&body, &channels(), &limits).expect_err("refused");
+            r.problems
+                .into_iter()
+                .map(|p| format!("{}: {}", p.field, p.problem))
+                .collect()
+        };
+        let mut body = good();
+        body["lines"] = json!([
+            body["lines"][0],
+            body["lines"][0],
+            body["lines"][0],
+            body["lines"][1]
+        ]);
+        assert_eq!(
+            refused(body),
+            ["lines: holds 4 lines; at most 3 are allowed (orders.max_lines)"]
+        );
+        let mut body = good();
+        body["shipping_address"]["city"] = json!("Garmisch-Partenkirchen");
+        body["customer"]["fields"] = json!({"note": ["x".repeat(21)], "ok": "y".repeat(20)});
+        assert_eq!(
+            refused(body),
+            [
+                "customer.fields.note[0]: is 21 characters long; at most 20 are allowed (orders.max_field_chars)",
+                "shipping_address.city: is 22 characters long; at most 20 are allowed (orders.max_text_chars)",
+            ]
+        );
+        // Counted in characters, not bytes: twenty umlauts fit.
+        let mut body = good();
+        body["shipping_address"]["city"] = json!("ü".repeat(20));
+        assert!(validate(&body, &channels(), &limits).is_ok());
+        assert!(validate(&good(), &channels(), &OrderLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn only_the_first_problems_are_listed_the_rest_counted() {
+        let mut body = good();
+        let line = json!({"sku": "", "qty": 1, "unit_price": 1});
+        body["lines"] = json!(vec![line; 120]);
+        body.as_object_mut().expect("object").remove("total");
+        let r = validate(&body, &channels(), &OrderLimits::default()).expect_err("refused");
+        assert_eq!(r.problems.len(), 50);
+        assert_eq!(r.not_listed, 70);
+        assert_eq!(r.problems[49].field, "lines[49].sku");
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use dead::{DeadLetter, DeadLetters, DeadTarget};
 pub use dirty::DirtyWork;
 pub use inbox::{Inbox, Ingested};
 pub use meta::Meta;
-pub use orders::{OrderBook, OrderReceipt, OrderRecord, OrderStatus};
+pub use orders::{due, OrderBook, OrderReceipt, OrderRecord, OrderStatus};
 pub use outbox::{Outbox, OutboxKind, Pending, Queued, RetryState, Target};
 pub use readback::{FieldCache, ReadBack};
 

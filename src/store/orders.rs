@@ -79,6 +79,31 @@ struct HookEntry {
     at_ms: u64,
 }
 
+/// From the owed orders (oldest first), the oldest of each customer if it is due, up to
+/// `limit` of them; a customer whose oldest order is not due waits with all its later orders.
+/// Also returns when the earliest order left out is due (`now` when some were left out only
+/// for want of room). The rule every [`OrderBook::due_orders`] keeps.
+pub fn due(owed: Vec<OrderRecord>, now: u64, limit: usize) -> (Vec<OrderRecord>, Option<u64>) {
+    let mut customers = std::collections::BTreeSet::new();
+    let mut batch = Vec::new();
+    let mut next_due: Option<u64> = None;
+    for record in owed {
+        if !customers.insert(record.customer_key.clone()) {
+            continue;
+        }
+        let at = if record.next_attempt_ms > now {
+            record.next_attempt_ms
+        } else if batch.len() < limit {
+            batch.push(record);
+            continue;
+        } else {
+            now
+        };
+        next_due = Some(next_due.map_or(at, |d| d.min(at)));
+    }
+    (batch, next_due)
+}
+
 fn abort(e: impl Into<StoreError>) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(e.into())
 }
@@ -100,6 +125,23 @@ pub trait OrderBook: Send + Sync {
     fn order<'a>(&'a self, order_id: &'a str) -> StoreFuture<'a, Option<OrderRecord>>;
     /// Orders still owed to ERPNext, oldest first.
     fn owed_orders(&self) -> StoreFuture<'_, Vec<OrderRecord>>;
+    /// The orders to attempt now, as [`due`] chooses them from the owed orders: the oldest owed
+    /// order of each customer when it is due at `now_ms`, at most `limit` of them, and when the
+    /// earliest order left out is due. What the order queue reads at each step, so it must
+    /// cost in proportion to `limit`, not to the orders owed (the default reads them all; a
+    /// backend should keep an index).
+    fn due_orders(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, (Vec<OrderRecord>, Option<u64>)> {
+        Box::pin(async move { Ok(due(self.owed_orders().await?, now_ms, limit)) })
+    }
+    /// Test seam: how many order records the backend has read since it opened (0 where it
+    /// does not count).
+    fn order_records_read(&self) -> u64 {
+        0
+    }
     /// Dead orders, by order id.
     fn dead_orders(&self) -> StoreFuture<'_, Vec<OrderRecord>>;
     /// How many orders are owed, and how many are dead.

@@ -131,6 +131,76 @@ async fn a_bad_order_gets_every_problem_listed_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn absurd_amounts_and_huge_orders_are_refused_at_the_door_with_a_short_answer() {
+    let h = start(Workers::Manual).await;
+    let relay = h.url("");
+    // Two lines of 1e300 chairs: their sum cannot be priced (it once wrapped to -0.02).
+    let mut absurd = order("HUGE-1", "huge@example.com");
+    absurd["lines"] = json!([{"sku": CHAIR, "qty": 1e300, "unit_price": 19.9},
+                             {"sku": CHAIR, "qty": 1e300, "unit_price": 19.9}]);
+    absurd["total"] = json!(-0.02);
+    let (status, answer) = post_order(&relay, "msg_huge_1", &absurd).await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(
+            "lines[0].qty is too large: ERPNext holds amounts and quantities below 10^12"
+        ),
+        "{answer}"
+    );
+    assert!(!message.contains("-0.02 is not"), "{answer}");
+    // One line that fits ERPNext field by field, but whose amount does not.
+    let mut absurd = order("HUGE-2", "huge@example.com");
+    absurd["lines"] = json!([{"sku": CHAIR, "qty": 1e9, "unit_price": 1e9}]);
+    absurd.as_object_mut().expect("object").remove("total");
+    let (status, answer) = post_order(&relay, "msg_huge_2", &absurd).await;
+    assert_eq!(
+        (status, &answer["problems"][0]["field"]),
+        (400, &json!("lines[0]")),
+        "{answer}"
+    );
+    // 25,000 lines: one problem, not 25,000 walks.
+    let mut long = order("HUGE-3", "huge@example.com");
+    long["lines"] = json!(vec![json!({"sku": "A", "qty": 1, "unit_price": 1}); 25_000]);
+    let (status, answer) = post_order(&relay, "msg_huge_3", &long).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["problems"],
+        json!([{"field": "lines", "problem": "holds 25000 lines; at most 500 are allowed (orders.max_lines)"}])
+    );
+    // A 300 KB order with three problems on each of its 500 lines: 50 listed, the rest counted.
+    let mut bad = order("HUGE-4", "huge@example.com");
+    let line = json!({"sku": "S".repeat(520), "qty": -1, "unit_price": "free"});
+    bad["lines"] = json!(vec![line; 500]);
+    let size = serde_json::to_vec(&bad).expect("json").len();
+    assert!(size > 270_000, "{size}");
+    let (status, answer) = post_order(&relay, "msg_huge_4", &bad).await;
+    assert_eq!(status, 400);
+    let problems = answer["problems"].as_array().expect("problems");
+    assert_eq!(problems.len(), 50);
+    assert_eq!(
+        problems[0],
+        json!({"field": "lines[0].sku", "problem": "is 520 characters long; at most 140 are allowed (orders.max_text_chars)"})
+    );
+    assert_eq!(answer["problems_not_listed"], 1450);
+    assert!(
+        message_ends_with_count(&answer, 1450),
+        "{}",
+        answer["message"]
+    );
+    let answer_size = serde_json::to_vec(&answer).expect("json").len();
+    assert!(answer_size < 16_000, "the answer is {answer_size} bytes");
+    assert_eq!(h.relay.store.order_depths(), (0, 0), "nothing stored");
+    h.stop().await;
+}
+
+fn message_ends_with_count(answer: &Value, n: usize) -> bool {
+    answer["message"]
+        .as_str()
+        .is_some_and(|m| m.ends_with(&format!("; and {n} more problems")))
+}
+
+#[tokio::test]
 async fn repeated_deliveries_and_new_webhook_ids_for_one_order_are_accepted_once() {
     let h = start(Workers::Manual).await;
     let relay = h.url("");
@@ -260,6 +330,43 @@ async fn an_order_made_while_erpnext_is_down_stays_owed_and_is_placed_once_it_is
         metrics.contains("shoprelay_orders_total{outcome=\"created\"} 1\n"),
         "{metrics}"
     );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_outage_pauses_the_whole_queue_and_one_order_probes_before_the_rest() {
+    let h = start(Workers::Manual).await;
+    let relay = h.url("");
+    h.erp.set_rest_down(true);
+    for i in 1..=3 {
+        let id = format!("OUT-{i}");
+        let (status, _) = post_order(
+            &relay,
+            &format!("msg_out_{i}"),
+            &order(&id, &format!("out{i}@example.com")),
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    let first = h.relay.orders.step().await.expect("step");
+    assert_eq!(first.retried, 3, "{first:?}");
+    // ERPNext is out for every order: the queue waits as a whole, attempting nothing.
+    let paused = h.relay.orders.step().await.expect("step");
+    assert!(paused.is_idle(), "{paused:?}");
+    assert!(paused.next_due_ms.is_some(), "{paused:?}");
+    // When the pause ends, one order probes; the others wait for its answer.
+    let probe = std::cell::Cell::new((0, 0));
+    wait_until_async("the probe after the pause", || async {
+        let step = h.relay.orders.step().await.expect("step");
+        probe.set((step.retried, step.placed));
+        !step.is_idle()
+    })
+    .await;
+    assert_eq!(probe.get(), (1, 0), "retried, placed");
+    h.erp.set_rest_down(false);
+    for i in 1..=3 {
+        step_until(&h, &format!("OUT-{i}"), "created").await;
+    }
     h.stop().await;
 }
 
