@@ -514,8 +514,16 @@ fn the_image_builds_the_tested_binary_with_the_tested_toolchain() {
         .flatten()
         .filter_map(|m| m.as_str().map(str::to_owned))
         .collect();
+    // Crates of the repository the package depends on (a workspace crate such as a testkit).
+    let path_deps: Vec<String> = ["dependencies", "dev-dependencies", "build-dependencies"]
+        .iter()
+        .filter_map(|t| manifest.get(*t).and_then(|d| d.as_table()))
+        .flat_map(|deps| deps.values())
+        .filter_map(|d| d.get("path").and_then(|p| p.as_str()).map(str::to_owned))
+        .collect();
     needed.extend(bench_dirs.iter().map(String::as_str));
     needed.extend(members.iter().map(String::as_str));
+    needed.extend(path_deps.iter().map(|p| p.trim_start_matches("./")));
     for n in needed {
         assert!(
             sources.iter().any(|s| s.trim_end_matches('/') == n),
