@@ -1,7 +1,7 @@
 //! The README and `docs/` say what is true: every relative link names a file (and a heading) that
-//! exists, the README's minimal configuration is one the relay accepts, every `shoprelay ...`
-//! command they quote is one the binary knows, the README starts with running the relay, and
-//! no page points outside the repository.
+//! exists, every repository path they name exists, the README's minimal configuration is one the
+//! relay accepts, every `shoprelay ...` command they quote is one the binary knows, the README
+//! starts with running the relay, and no page points outside the repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -262,4 +262,42 @@ fn every_quoted_shoprelay_command_is_one_the_binary_knows() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn every_repository_path_the_docs_name_exists() {
+    const TOP: [&str; 8] = [
+        "src/",
+        "tests/",
+        "docs/",
+        "deploy/",
+        "benches/",
+        ".ci/",
+        "shop_adapter_spec/",
+        "erpnext_webhook_setup/",
+    ];
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (page, text) in pages() {
+        for span in prose(&text).split('`').skip(1).step_by(2) {
+            let is_path = TOP.iter().any(|t| span.starts_with(t))
+                && !span.contains(|c: char| c.is_whitespace() || "*{<[".contains(c));
+            if !is_path {
+                continue;
+            }
+            checked += 1;
+            if !root().join(span).exists() {
+                missing.push(format!("{}: `{span}`", page.display()));
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} paths found; is the parser right?"
+    );
+    assert!(
+        missing.is_empty(),
+        "the docs name paths that do not exist (moved? fix the docs):\n{}",
+        missing.join("\n")
+    );
 }
