@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use orders::*;
 use serde_json::Value;
 use shoprelay::config::Settings;
-use shoprelay::inbound::signature::standard_signature;
+use shoprelay::signing::standard_signature;
 use shoprelay::startup::{Application, Relay, Workers};
 use shoprelay::testkit::{relay_toml, with_orders, ShopMock, SHOP_ORDER_SECRET};
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
 use shoprelay::config::Settings;
-use shoprelay::inbound::signature::frappe_signature;
+use shoprelay::signing::frappe_signature;
 use shoprelay::startup::{Application, Workers};
 use shoprelay::testkit::{relay_toml, ErpEmulator, ShopMock, WEBHOOK_SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

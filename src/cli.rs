@@ -11,7 +11,8 @@ use crate::erpnext::reconcile::Progress;
 use crate::erpnext::setup::{apply, check, plan, Action};
 use crate::erpnext::webhooks::for_site;
 use crate::erpnext::{ErpClient, ErpError};
-use crate::startup::{error_chain, Relay, StartupError};
+use crate::startup::{Relay, StartupError};
+use crate::telemetry::error_chain;
 
 /// Why a subcommand failed. Shown to the user as is (with its causes).
 #[derive(Debug, thiserror::Error)]

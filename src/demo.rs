@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::Settings;
-use crate::inbound::signature::standard_signature;
+use crate::signing::standard_signature;
 use crate::startup::{Application, Relay, Workers};
 use crate::testkit::{
     relay_toml, with_orders, Delivery, ErpEmulator, ShopMock, SHOP_ORDER_SECRET, WEBHOOK_SECRET,

@@ -1,5 +1,7 @@
 //! Outbound HTTP clients: one builder for ERPNext and the shop, with a sensitive
-//! Authorization header (never logged), a timeout and our User-Agent.
+//! Authorization header (never logged), a timeout and our User-Agent; and the one encoder of a
+//! URL path segment (or query value) that both clients, and their tools, put names into URLs
+//! with.
 
 use std::time::Duration;
 
@@ -31,4 +33,17 @@ pub(crate) fn authorized_client(
         .user_agent(concat!("shoprelay/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(ClientSetupError::Build)
+}
+
+/// Percent-encodes one URL path segment (everything but unreserved characters).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -19,17 +19,17 @@
 //! inbound      ──▶ state, orders, metrics, store (signatures, POST /webhooks/erpnext and /webhooks/shop/orders)
 //! availability, shipments                     (pure)
 //! processor    ──▶ channels, erpnext, availability, shipments, metrics, store
-//! shop         ──▶ inbound::signature, erpnext::client, http, metrics, store (client, retry, push agent, check)
+//! shop         ──▶ signing, http, metrics, store (client, retry, push agent, check)
 //! admin        ──▶ state, channels, monitor, shop, erpnext, availability, store
 //! startup      ──▶ admin, inbound, processor, orders, shop, monitor, channels, state, metrics, erpnext, store
 //! cli          ──▶ startup, admin, erpnext, orders, shop
-//! demo         ──▶ startup, inbound, testkit; testkit ──▶ erpnext, inbound
-//! staging      ──▶ erpnext, shop, availability, inbound::signature (staging-test)
+//! demo         ──▶ startup, signing, testkit; testkit ──▶ erpnext, inbound, signing
+//! staging      ──▶ erpnext, shop, availability, signing (staging-test)
 //! notify                                      (systemd notifications, for `serve`)
 //! ```
 //!
-//! `config`, `model`, `telemetry` (logging, errors with their causes) and `http` are used by
-//! many and not drawn. The modules:
+//! `config`, `model`, `telemetry` (logging, errors with their causes), `http` (the client
+//! builder and the URL encoder), `signing` and `backoff` are used by many and not drawn. The modules:
 //!
 //! - [`config`]: the TOML file and `SHOPRELAY_*` overrides, validated into [`config::Settings`].
 //! - [`model`]: shared data: Bin rows, levels, signals, inbox records, shipment operations, the
@@ -38,7 +38,12 @@
 //!   read-back rows, the generic coalescing outbox with its retry state, dead letters, meta,
 //!   durability and health) used through [`store::Store`]; `store::sled_backend` is the only
 //!   code that touches sled.
-//! - [`http`]: the authorised HTTP client builder shared by the ERPNext and shop clients.
+//! - [`http`]: the authorised HTTP client builder shared by the ERPNext and shop clients, and
+//!   the one URL path segment encoder.
+//! - [`signing`]: the signatures the relay and its tools send (Frappe's, Standard Webhooks');
+//!   `inbound::signature` checks what arrives with the same keys.
+//! - [`backoff`]: the one exponential backoff with jitter of the relay's loops and the order
+//!   queue.
 //! - [`erpnext`]: the REST client, the shipped Webhook documents, setup/check, the site's
 //!   clock in its time zone, and reconcile (Bins changed since a watermark, or all of them when
 //!   the site's clock went back or the daily full pass is due → dirty items in the store).
@@ -79,6 +84,7 @@
 
 pub mod admin;
 pub mod availability;
+pub mod backoff;
 pub mod channels;
 pub mod cli;
 pub mod config;
@@ -95,6 +101,7 @@ pub mod orders;
 pub mod processor;
 pub mod shipments;
 pub mod shop;
+pub mod signing;
 pub mod staging;
 pub mod startup;
 pub mod state;

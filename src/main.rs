@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use shoprelay::config::Settings;
-use shoprelay::startup::{error_chain, Application, Workers};
+use shoprelay::startup::{Application, Workers};
+use shoprelay::telemetry::error_chain;
 
 #[derive(Parser)]
 #[command(

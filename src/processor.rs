@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::availability::channel_level;
-pub use crate::channels::ChannelMap;
+use crate::channels::ChannelMap;
 use crate::channels::{ChannelError, Channels};
 use crate::erpnext::{ErpClient, ErpError};
 use crate::metrics::Metrics;

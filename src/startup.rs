@@ -11,20 +11,20 @@ use actix_web::{web, App, HttpServer};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::backoff::backoff;
 use crate::channels::{ChannelError, Channels};
 use crate::config::Settings;
 use crate::erpnext::reconcile::{PassReport, Progress, ReconcileError, Reconciler};
 use crate::erpnext::{ErpClient, ErpError};
-pub use crate::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::orders::queue::OrderQueue;
 use crate::orders::worker::OrderContext;
 use crate::processor::{Processor, ProcessorSettings};
-use crate::shop::retry::backoff;
 use crate::shop::{PushAgent, ShopClient, ShopError};
-pub use crate::state::{AppState, ReconcileTrigger};
+use crate::state::{AppState, ReconcileTrigger};
 use crate::store::{Store, StoreError};
-pub use crate::telemetry::error_chain;
+use crate::telemetry::error_chain;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]

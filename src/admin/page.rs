@@ -23,9 +23,9 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use minijinja::Environment;
 use serde_json::Value;
 
-use crate::admin::ops::health::now_ms;
 use crate::admin::session;
 use crate::config::Secret;
+use crate::model::now_ms;
 use crate::state::AppState;
 use crate::telemetry::error_chain;
 

@@ -124,7 +124,7 @@ fn ago(now_ms: u64, at: &Value) -> String {
 }
 
 fn print_status(v: &Value, out: &mut impl Write) -> std::io::Result<()> {
-    let now = crate::admin::ops::health::now_ms();
+    let now = crate::model::now_ms();
     let verdict = if v["healthy"].as_bool() == Some(true) {
         "healthy"
     } else {
@@ -345,10 +345,7 @@ pub async fn run(
         ),
         AdminCommand::Sku(sku) => (
             Method::GET,
-            format!(
-                "/admin/skus/{}",
-                crate::erpnext::client::encode_segment(sku)
-            ),
+            format!("/admin/skus/{}", crate::http::encode_segment(sku)),
         ),
     };
     let v = call(target, method, &path).await?;

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::ErpnextSettings;
-use crate::http::{authorized_client, ClientSetupError};
+use crate::http::{authorized_client, encode_segment, ClientSetupError};
 use crate::model::BinRow;
 
 /// A failed ERPNext call. Never contains the API key or secret.
@@ -38,19 +38,6 @@ impl ErpError {
             }
         )
     }
-}
-
-/// Percent-encodes one URL path segment (everything but unreserved characters).
-pub fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Strips HTML tags from a Frappe message.

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::{read_body, signature, InboundError};
 use crate::model::{DocKind, StockSignal};
-pub use crate::model::{ErpEvent, InboxRecord};
+use crate::model::{ErpEvent, InboxRecord};
 use crate::state::AppState;
 use crate::store::Ingested;
 

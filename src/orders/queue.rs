@@ -13,6 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::backoff::backoff;
 use crate::channels::{ChannelError, Channels};
 use crate::config::OrderQueueSettings;
 use crate::metrics::{Metrics, OrderOutcome as Outcome};
@@ -60,12 +61,12 @@ struct Outage {
 /// doubled per attempt, capped, then between half and all of it (jitter, so that orders retried
 /// together spread out).
 fn retry_delay(attempt: u32, s: &OrderQueueSettings) -> Duration {
-    let doublings = attempt.saturating_sub(1).min(30);
-    let full = s
-        .retry_base_ms
-        .saturating_mul(1u64 << doublings)
-        .min(s.retry_max_ms);
-    Duration::from_millis(full / 2 + fastrand::u64(0..=full / 2))
+    backoff(
+        attempt,
+        Duration::from_millis(s.retry_base_ms),
+        Duration::from_millis(s.retry_max_ms),
+        fastrand::f64(),
+    )
 }
 
 /// Places owed orders. Owned by the order loop; tests call [`OrderQueue::step`].

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::client::{ShopAnswer, ShopClient, ShopError, Tamper};
-use crate::erpnext::client::encode_segment;
+use crate::http::encode_segment;
 
 /// What became of one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]

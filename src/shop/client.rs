@@ -9,10 +9,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Secret, ShopSettings};
-use crate::erpnext::client::encode_segment;
+use crate::http::encode_segment;
 use crate::http::{authorized_client, ClientSetupError};
-use crate::inbound::signature::{standard_signature, standard_signatures};
 use crate::model::ShipmentOp;
+use crate::signing::{standard_signature, standard_signatures};
 
 /// A shop call that got no HTTP answer (connection refused, timeout, ...: always retried), or a
 /// client that could not be set up.

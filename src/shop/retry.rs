@@ -1,5 +1,5 @@
-//! Pure retry policy: which answers are retried, the retry schedule and Retry-After, and the
-//! exponential backoff with jitter the relay's own loops use.
+//! Pure retry policy of the shop pushes: which answers are retried, the retry schedule and
+//! Retry-After. (The exponential backoff of the relay's own loops is `crate::backoff`.)
 
 use std::time::{Duration, SystemTime};
 
@@ -22,16 +22,6 @@ pub fn classify(status: u16) -> Disposition {
         408 | 425 | 429 | 500..=599 => Disposition::Retry,
         _ => Disposition::DeadLetter,
     }
-}
-
-/// Delay before retry number `attempt` (1 for the first retry): `base * 2^(attempt-1)`, capped
-/// at `max`, then "equal jitter": a uniform value between half and all of it. `jitter` is in
-/// [0, 1).
-pub fn backoff(attempt: u32, base: Duration, max: Duration, jitter: f64) -> Duration {
-    let exp = attempt.saturating_sub(1).min(32);
-    let full = base.saturating_mul(1u32 << exp.min(31)).min(max);
-    let j = jitter.clamp(0.0, 1.0);
-    full.mul_f64(0.5 + 0.5 * j)
 }
 
 /// Parses a `Retry-After` value: delay seconds or an HTTP date (relative to `now`).
@@ -89,22 +79,6 @@ mod tests {
         }
         for s in [400, 401, 403, 404, 409, 410, 413, 422, 301] {
             assert_eq!(classify(s), Disposition::DeadLetter, "{s}");
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_is_capped_and_jitters_within_half() {
-        let base = Duration::from_millis(500);
-        let max = Duration::from_secs(60);
-        assert_eq!(backoff(1, base, max, 1.0), Duration::from_millis(500));
-        assert_eq!(backoff(2, base, max, 1.0), Duration::from_millis(1000));
-        assert_eq!(backoff(4, base, max, 1.0), Duration::from_millis(4000));
-        assert_eq!(backoff(30, base, max, 1.0), max);
-        assert_eq!(backoff(1000, base, max, 1.0), max);
-        assert_eq!(backoff(2, base, max, 0.0), Duration::from_millis(500));
-        for j in [0.0, 0.3, 0.99] {
-            let d = backoff(3, base, max, j);
-            assert!(d >= Duration::from_millis(1000) && d <= Duration::from_millis(2000));
         }
     }
 

@@ -4,7 +4,7 @@
 use super::cycle::{now_secs, Cycle};
 use super::order::{order_body, utc_date_and_time, Party};
 use super::report::{fail, Outcome};
-use crate::inbound::signature::standard_signature;
+use crate::signing::standard_signature;
 
 /// What the line of the report says.
 pub(super) const TITLE: &str = "test order placed at the relay";

@@ -11,7 +11,7 @@ use super::fields::{number, rows, text};
 use super::order::same_amount;
 use super::poll::{poll, Polled, Probe};
 use super::report::{fail, Outcome};
-use crate::erpnext::client::encode_segment;
+use crate::http::encode_segment;
 
 /// What the line of the report says.
 pub(super) const TITLE: &str =

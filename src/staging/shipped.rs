@@ -8,7 +8,7 @@ use super::diagnose::webhook_finding;
 use super::fields::text;
 use super::poll::{poll, Polled, Probe};
 use super::report::{fail, Outcome};
-use crate::erpnext::client::encode_segment;
+use crate::http::encode_segment;
 
 /// What the line of the report says.
 pub(super) const TITLE: &str = "the shop shows the order shipped with the tracking number";

@@ -12,8 +12,8 @@ use super::poll::{poll, Polled, Probe};
 use super::report::{fail, Outcome};
 use crate::availability::channel_level;
 use crate::config::Channel;
-use crate::erpnext::client::encode_segment;
 use crate::erpnext::ErpError;
+use crate::http::encode_segment;
 use crate::model::BinRow;
 
 /// What the line of the report says.

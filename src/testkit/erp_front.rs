@@ -218,8 +218,8 @@ async fn emulator_doc(front: &Front, doctype: &str, name: &str) -> Option<Value>
     let url = format!(
         "{}/api/resource/{}/{}",
         front.erp.url(),
-        crate::erpnext::client::encode_segment(doctype),
-        crate::erpnext::client::encode_segment(name)
+        crate::http::encode_segment(doctype),
+        crate::http::encode_segment(name)
     );
     let resp = front
         .http

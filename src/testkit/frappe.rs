@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::pyjson;
 use crate::erpnext::webhooks::WebhookDoc;
-use crate::inbound::signature::frappe_signature;
+use crate::signing::frappe_signature;
 
 #[derive(serde::Deserialize)]
 struct DoctypeFile {

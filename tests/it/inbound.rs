@@ -5,7 +5,7 @@ use crate::common;
 
 use common::Harness;
 use serde_json::Value;
-use shoprelay::inbound::signature::frappe_signature;
+use shoprelay::signing::frappe_signature;
 use shoprelay::startup::Workers;
 
 fn vectors() -> Vec<Value> {

@@ -368,7 +368,7 @@ fn no_module_uses_a_module_that_uses_it_back() {
         ("admin::api", "channels"),
         ("shop::agent", "metrics"),
         ("erpnext::reconcile", "erpnext::client"),
-        ("shop::client", "inbound::signature"),
+        ("shop::client", "signing"),
         ("testkit::erp", "testkit"),
     ] {
         assert!(

@@ -5,7 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use shoprelay::inbound::signature::standard_signature;
+use shoprelay::signing::standard_signature;
 use shoprelay::testkit::shop::{MockOptions, SHOP_TOKEN};
 use shoprelay::testkit::ShopMock;
 

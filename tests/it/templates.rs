@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 use shoprelay::erpnext::webhooks::{shipped, WebhookDoc};
 use shoprelay::inbound::erpnext::parse_event;
-use shoprelay::inbound::signature::frappe_signature;
+use shoprelay::signing::frappe_signature;
 use shoprelay::testkit::frappe::{as_dict, fields, render, RenderError};
 
 const HOSTILE: &str = "Lager \"M\u{fc}nchen\" \\ </script> {{ doc.name }} {% raw %} \u{20ac}\u{1f600}\n\ttab 'quote' <&>";

@@ -228,8 +228,8 @@ async fn a_stock_take_of_500_items_is_read_back_in_short_requests() {
 
 #[tokio::test]
 async fn a_signal_that_arrived_before_the_items_latest_read_back_costs_no_second_read_back() {
-    use shoprelay::inbound::erpnext::{ErpEvent, InboxRecord};
     use shoprelay::model::StockSignal;
+    use shoprelay::model::{ErpEvent, InboxRecord};
 
     let h = Harness::start(Workers::Manual).await;
     let _ = h.erp.stock_move("LAMP", STORES, 3.0).expect("receipt");

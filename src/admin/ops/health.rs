@@ -13,7 +13,7 @@ use crate::telemetry::error_chain;
 /// How long a reachability probe may take before the peer counts as unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub(crate) use crate::model::now_ms;
+use crate::model::now_ms;
 
 /// Whether a peer answered.
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
-use shoprelay::inbound::signature::standard_signature;
+use shoprelay::signing::standard_signature;
 use shoprelay::testkit::erp::{API_KEY, API_SECRET};
 
 /// The shop's order-signing secret.

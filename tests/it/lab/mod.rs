@@ -29,7 +29,7 @@ pub struct Lab {
 }
 
 fn encode(s: &str) -> String {
-    shoprelay::erpnext::client::encode_segment(s)
+    shoprelay::http::encode_segment(s)
 }
 
 /// A stock item named `code`.
