@@ -9,7 +9,7 @@
 //! (`tests/it/module_graph.rs` fails on a cycle):
 //!
 //! ```text
-//! store        ──▶ model                      (role traits; store::sled_backend is the only sled code)
+//! store        ──▶ model                      (role traits; store/sled/ is the only sled code)
 //! erpnext      ──▶ store, http                (REST client, webhooks, setup/check, reconcile)
 //! channels     ──▶ erpnext, store             (the mapping: file or admin, resolved)
 //! metrics      ──▶ store (depths)
@@ -36,8 +36,9 @@
 //!   clock in milliseconds.
 //! - [`store`]: the durable store split by role, each a trait (inbox and dedup, dirty work,
 //!   read-back rows, the generic coalescing outbox with its retry state, dead letters, meta,
-//!   durability and health) used through [`store::Store`]; `store::sled_backend` is the only
-//!   code that touches sled.
+//!   durability and health) used through [`store::Store`]; each role's trait in
+//!   `store/<role>.rs`, its sled implementation in `store/sled/`, the only code that touches
+//!   sled (`tests/it/module_graph.rs` fails when anything else names it).
 //! - [`http`]: the authorised HTTP client builder shared by the ERPNext and shop clients, and
 //!   the one URL path segment encoder.
 //! - [`signing`]: the signatures the relay and its tools send (Frappe's, Standard Webhooks');

@@ -1,8 +1,7 @@
 //! Metadata: small named values (the reconcile watermark, the Warehouse tree, the channel
 //! override, the dedup generations).
 
-use super::sled_backend::SledStore;
-use super::{ready, StoreFuture};
+use super::StoreFuture;
 
 /// Named values.
 pub trait Meta: Send + Sync {
@@ -12,26 +11,4 @@ pub trait Meta: Send + Sync {
     fn set_meta<'a>(&'a self, name: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()>;
     /// Removes a value.
     fn remove_meta<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()>;
-}
-
-impl Meta for SledStore {
-    fn meta<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        ready((|| Ok(self.meta.get(name)?.map(|v| v.to_vec())))())
-    }
-
-    fn set_meta<'a>(&'a self, name: &'a str, value: &'a [u8]) -> StoreFuture<'a, ()> {
-        ready((|| {
-            self.writable()?;
-            self.meta.insert(name, value)?;
-            Ok(())
-        })())
-    }
-
-    fn remove_meta<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ()> {
-        ready((|| {
-            self.writable()?;
-            self.meta.remove(name)?;
-            Ok(())
-        })())
-    }
 }

@@ -5,19 +5,18 @@
 //! state, for levels and shipments), [`DeadLetters`], [`Meta`], [`OrderBook`] (shop orders and
 //! their fate) and [`Durability`] (flushes,
 //! queue depths, the health probe). The methods return futures, so a backend on a database
-//! server can implement them; [`sled_backend`] (the only module that touches sled) is the one backend
-//! today, and `tests/it/store_contract.rs` is the suite every backend must pass.
+//! server can implement them. Each role's trait and types live in `<role>.rs`; a backend
+//! implements them in a folder of its own: `sled/` (the embedded default, and the only code
+//! that touches sled). `tests/it/store_contract.rs` is the suite every backend must pass.
 
-mod commit;
 mod dead;
-mod dedup;
 mod dirty;
 mod inbox;
 mod meta;
 mod orders;
 mod outbox;
 mod readback;
-pub mod sled_backend;
+mod sled;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,7 +29,7 @@ pub use dirty::DirtyWork;
 pub use inbox::{Inbox, Ingested};
 pub use meta::Meta;
 pub use orders::{due, OrderBook, OrderReceipt, OrderRecord, OrderStatus};
-pub use outbox::{Outbox, OutboxKind, Pending, Queued, RetryState, Target};
+pub use outbox::{Entry, Outbox, OutboxKind, Pending, Queued, RetryState, Target};
 pub use readback::{FieldCache, ReadBack};
 
 /// A store operation failed; the cause is kept.
@@ -118,7 +117,7 @@ impl Store {
     /// Opens (or creates) the sled database in `path`. Must be called inside a tokio runtime:
     /// it starts the group-commit task.
     pub fn open(path: &std::path::Path, dedup_window_secs: u64) -> Result<Self, StoreError> {
-        Ok(Self::with_backend(Arc::new(sled_backend::SledStore::open(
+        Ok(Self::with_backend(Arc::new(self::sled::SledStore::open(
             path,
             dedup_window_secs,
         )?)))

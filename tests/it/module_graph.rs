@@ -406,3 +406,69 @@ fn a_circle_is_found_and_named() {
     assert_eq!(found, vec![vec!["x".to_owned(), "y".into(), "z".into()]]);
     assert!(describe(&g, &found).contains("z uses x"));
 }
+
+/// Every place in `code` where the word `sled` names the sled crate: as the root of a path
+/// (`sled::`, `::sled`) or in `use sled` / `extern crate sled`. The backend's own module,
+/// `store::sled`, reached as `self::sled`, `super::sled`, `store::sled` or declared as
+/// `mod sled`, is allowed.
+fn names_sled_crate(code: &str) -> Vec<usize> {
+    let b = code.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = code[from..].find("sled") {
+        let i = from + pos;
+        from = i + 4;
+        let before_ok = i == 0 || !is_ident(b[i - 1] as char);
+        let after_ok = b.get(i + 4).is_none_or(|c| !is_ident(*c as char));
+        if !(before_ok && after_ok) {
+            continue;
+        }
+        let head = code[..i].trim_end_matches([' ', '\t']);
+        let the_module = [
+            "self::",
+            "super::",
+            "store::",
+            "mod",
+            "pub(crate) mod",
+            "pub mod",
+        ]
+        .iter()
+        .any(|p| head.ends_with(p));
+        if !the_module {
+            found.push(code[..i].matches('\n').count() + 1);
+        }
+    }
+    found
+}
+
+#[test]
+fn only_the_sled_backend_names_sled() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let backend = src.join("store").join("sled");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(
+        files.iter().any(|f| f.starts_with(&backend)),
+        "src/store/sled/ holds the sled backend"
+    );
+    let mut offenders = Vec::new();
+    for f in files.iter().filter(|f| !f.starts_with(&backend)) {
+        let text = std::fs::read_to_string(f).expect("read a source file");
+        for line in names_sled_crate(&code_only(&text)) {
+            offenders.push(format!("{}:{line}", f.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "only src/store/sled/ may touch sled; named in:\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn the_sled_check_tells_the_crate_from_the_module() {
+    let code = code_only(
+        "mod sled;\nuse self::sled::SledStore;\n// sled::Db in a comment\nlet s = \"sled=warn\";\nlet t: sled::Tree;\nuse ::sled::Db;\nfn sledge() {}\n",
+    );
+    assert_eq!(names_sled_crate(&code), vec![5, 6]);
+}

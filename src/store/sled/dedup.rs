@@ -3,8 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::sled_backend::{u64_of, SledStore};
-use super::StoreError;
+use super::{u64_of, SledStore};
+use crate::store::StoreError;
 
 impl SledStore {
     /// Makes sure the dedup generation for `epoch` is current, clearing the one that expired.

@@ -1,7 +1,8 @@
-//! The sled backend: the only module that touches sled. One tree per record kind; the role
-//! traits are implemented beside their definitions (`inbox.rs`, `dirty.rs`, ...), this file
-//! holds the database, the key encoding, the counters behind [`Depths`], the group commit and
-//! the write-failure seam.
+//! The sled backend: the only code that touches sled. One tree per record kind; each role
+//! trait is implemented in the file of its name here (`inbox.rs`, `dirty.rs`, ...), beside the
+//! trait's definition one level up; this file holds the database, the key encoding, the
+//! counters behind [`Depths`] and the write-failure seam, `commit.rs` the group commit and
+//! `dedup.rs` the rotating dedup generations.
 //!
 //! Trees: `inbox` (id -> event record), `dedup0`/`dedup1` (two rotating generations of
 //! delivery hashes), `dirty` (item_code -> stamp), `dirty_docs` (doctype \x1f name -> stamp),
@@ -17,10 +18,21 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::commit::GroupCommit;
+mod commit;
+mod dead;
+mod dedup;
+mod dirty;
+mod inbox;
+mod meta;
+mod orders;
+mod outbox;
+mod readback;
+
+use commit::GroupCommit;
+
 use super::{Depths, Durability, OutboxKind, StoreError, StoreFuture};
 
-pub(super) const SEP: u8 = 0x1f;
+const SEP: u8 = 0x1f;
 
 /// Written by [`Durability::probe`].
 const PROBE_META: &str = "ready-probe";
@@ -40,7 +52,7 @@ impl From<::sled::transaction::TransactionError<StoreError>> for StoreError {
     }
 }
 
-pub(super) fn key2(a: &str, b: &str) -> Vec<u8> {
+fn key2(a: &str, b: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + b.len() + 1);
     k.extend_from_slice(a.as_bytes());
     k.push(SEP);
@@ -48,7 +60,7 @@ pub(super) fn key2(a: &str, b: &str) -> Vec<u8> {
     k
 }
 
-pub(super) fn split2(k: &[u8]) -> Option<(String, String)> {
+fn split2(k: &[u8]) -> Option<(String, String)> {
     let pos = k.iter().position(|&b| b == SEP)?;
     Some((
         String::from_utf8_lossy(&k[..pos]).into_owned(),
@@ -56,13 +68,13 @@ pub(super) fn split2(k: &[u8]) -> Option<(String, String)> {
     ))
 }
 
-pub(super) fn prefix(a: &str) -> Vec<u8> {
+fn prefix(a: &str) -> Vec<u8> {
     let mut k = a.as_bytes().to_vec();
     k.push(SEP);
     k
 }
 
-pub(super) fn u64_of(v: &[u8]) -> u64 {
+fn u64_of(v: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     let n = v.len().min(8);
     b[..n].copy_from_slice(&v[..n]);
@@ -71,16 +83,16 @@ pub(super) fn u64_of(v: &[u8]) -> u64 {
 
 /// Entries per queue, kept as writes happen (counted once, at open).
 #[derive(Default)]
-pub(super) struct Counters {
-    pub(super) inbox: AtomicI64,
-    pub(super) dirty: AtomicI64,
-    pub(super) dirty_docs: AtomicI64,
-    pub(super) outbox: [AtomicI64; 2],
-    pub(super) dead: AtomicI64,
+struct Counters {
+    inbox: AtomicI64,
+    dirty: AtomicI64,
+    dirty_docs: AtomicI64,
+    outbox: [AtomicI64; 2],
+    dead: AtomicI64,
 }
 
 impl Counters {
-    pub(super) fn add(counter: &AtomicI64, delta: i64) {
+    fn add(counter: &AtomicI64, delta: i64) {
         if delta != 0 {
             counter.fetch_add(delta, Ordering::Relaxed);
         }
@@ -92,38 +104,38 @@ fn depth(c: &AtomicI64) -> usize {
 }
 
 /// The two trees of one outbox kind.
-pub(super) struct OutboxTrees {
+struct OutboxTrees {
     /// The last value queued per (group, key): an unchanged value is not queued again.
-    pub(super) queued: ::sled::Tree,
+    queued: ::sled::Tree,
     /// What is still to be sent per (group, key).
-    pub(super) pending: ::sled::Tree,
+    pending: ::sled::Tree,
 }
 
 /// The sled database and its trees.
 pub struct SledStore {
-    pub(super) db: ::sled::Db,
-    pub(super) inbox: ::sled::Tree,
-    pub(super) dedup: [::sled::Tree; 2],
-    pub(super) dirty: ::sled::Tree,
-    pub(super) dirty_docs: ::sled::Tree,
-    pub(super) bins: ::sled::Tree,
-    pub(super) so_orders: ::sled::Tree,
-    pub(super) item_skus: ::sled::Tree,
-    pub(super) tracking: ::sled::Tree,
-    pub(super) shipped_at: ::sled::Tree,
-    pub(super) outboxes: [OutboxTrees; 2],
-    pub(super) retry: ::sled::Tree,
-    pub(super) dead: ::sled::Tree,
-    pub(super) meta: ::sled::Tree,
+    db: ::sled::Db,
+    inbox: ::sled::Tree,
+    dedup: [::sled::Tree; 2],
+    dirty: ::sled::Tree,
+    dirty_docs: ::sled::Tree,
+    bins: ::sled::Tree,
+    so_orders: ::sled::Tree,
+    item_skus: ::sled::Tree,
+    tracking: ::sled::Tree,
+    shipped_at: ::sled::Tree,
+    outboxes: [OutboxTrees; 2],
+    retry: ::sled::Tree,
+    dead: ::sled::Tree,
+    meta: ::sled::Tree,
     /// Shop orders (see `orders.rs`): records, webhook ids, owed and dead indexes.
-    pub(super) orders: ::sled::Tree,
-    pub(super) order_hooks: ::sled::Tree,
-    pub(super) orders_owed: ::sled::Tree,
-    pub(super) orders_dead: ::sled::Tree,
-    pub(super) counters: Counters,
-    pub(super) dedup_window_secs: u64,
-    pub(super) epoch: AtomicU64,
-    pub(super) rotate: Mutex<()>,
+    orders: ::sled::Tree,
+    order_hooks: ::sled::Tree,
+    orders_owed: ::sled::Tree,
+    orders_dead: ::sled::Tree,
+    counters: Counters,
+    dedup_window_secs: u64,
+    epoch: AtomicU64,
+    rotate: Mutex<()>,
     commit: GroupCommit,
     fail_writes: AtomicBool,
 }
@@ -189,7 +201,7 @@ impl SledStore {
     }
 
     /// Fails when writes are made to fail on purpose (the test seam); called before each write.
-    pub(super) fn writable(&self) -> Result<(), StoreError> {
+    fn writable(&self) -> Result<(), StoreError> {
         if self.fail_writes.load(Ordering::Relaxed) {
             Err(StoreError::Injected)
         } else {
@@ -197,11 +209,11 @@ impl SledStore {
         }
     }
 
-    pub(super) fn outbox(&self, kind: OutboxKind) -> &OutboxTrees {
+    fn outbox(&self, kind: OutboxKind) -> &OutboxTrees {
         &self.outboxes[kind.index()]
     }
 
-    pub(super) fn outbox_counter(&self, kind: OutboxKind) -> &AtomicI64 {
+    fn outbox_counter(&self, kind: OutboxKind) -> &AtomicI64 {
         &self.counters.outbox[kind.index()]
     }
 }

@@ -12,7 +12,7 @@ pub(crate) struct GroupCommit {
 
 impl GroupCommit {
     /// Spawns the flushing task on the current tokio runtime.
-    pub(crate) fn spawn(db: sled::Db) -> Self {
+    pub(crate) fn spawn(db: ::sled::Db) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Waiter>();
         tokio::spawn(async move {
             let mut waiting: Vec<Waiter> = Vec::new();
