@@ -197,6 +197,60 @@ pub struct OrderSettings {
     pub lead_time_days: u32,
     /// Shop `fields` keys mapped to ERPNext fieldnames, per document.
     pub fields: FieldMapping,
+    /// `[orders.tax_accounts]`: a shop tax title (e.g. "VAT 19%") -> the account of its taxes
+    /// row; the key `default` catches every title not listed.
+    pub tax_accounts: BTreeMap<String, String>,
+    /// `[orders.payment_accounts]`: a shop payment method (e.g. "card") -> the account its
+    /// Payment Entries are paid into, and optionally their Mode of Payment; `default` catches
+    /// every method not listed.
+    pub payment_accounts: BTreeMap<String, PaymentAccount>,
+    /// `orders.invoice`: when a Sales Invoice and Payment Entries are made.
+    pub invoice: InvoicePolicy,
+    /// `orders.unpaid_methods`: payment methods that get the invoice but no Payment Entry (the
+    /// money is not in yet, e.g. cash on delivery). Lower-cased.
+    pub unpaid_methods: Vec<String>,
+}
+
+/// Where a payment method's money is booked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PaymentAccount {
+    /// Only the account (`card = "Bank Account - ACME"`).
+    Account(String),
+    /// `card = { account = "...", mode_of_payment = "Credit Card" }`.
+    Full {
+        account: String,
+        #[serde(default)]
+        mode_of_payment: Option<String>,
+    },
+}
+
+impl PaymentAccount {
+    pub fn account(&self) -> &str {
+        match self {
+            Self::Account(a) | Self::Full { account: a, .. } => a,
+        }
+    }
+
+    pub fn mode_of_payment(&self) -> Option<&str> {
+        match self {
+            Self::Account(_) => None,
+            Self::Full {
+                mode_of_payment, ..
+            } => mode_of_payment.as_deref(),
+        }
+    }
+}
+
+/// `orders.invoice`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoicePolicy {
+    /// Once the payments cover the total: a submitted Sales Invoice and its Payment Entries.
+    #[default]
+    OnPayment,
+    /// No invoices or payments (the Sales Order only).
+    Never,
 }
 
 /// Which shop `fields` key goes into which ERPNext field.
@@ -283,6 +337,13 @@ struct RawOrders {
     max_problems: Option<usize>,
     #[serde(default)]
     fields: RawFieldMapping,
+    #[serde(default)]
+    tax_accounts: BTreeMap<String, String>,
+    #[serde(default)]
+    payment_accounts: BTreeMap<String, PaymentAccount>,
+    invoice: Option<InvoicePolicy>,
+    #[serde(default)]
+    unpaid_methods: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -783,6 +844,41 @@ fn order_limits(raw: &RawOrders) -> Result<OrderLimits, ConfigError> {
     })
 }
 
+/// A title -> account table: keys as written (trimmed), accounts non-empty.
+fn account_map(
+    key: &str,
+    raw: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (title, account) in raw {
+        if account.trim().is_empty() {
+            return Err(invalid(
+                format!("{key}.{title}"),
+                "must name an account, not be empty",
+            ));
+        }
+        out.insert(title.trim().to_owned(), account.trim().to_owned());
+    }
+    Ok(out)
+}
+
+/// `[orders.payment_accounts]`: methods lower-cased, accounts non-empty.
+fn payment_map(
+    raw: BTreeMap<String, PaymentAccount>,
+) -> Result<BTreeMap<String, PaymentAccount>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (method, target) in raw {
+        if target.account().trim().is_empty() {
+            return Err(invalid(
+                format!("orders.payment_accounts.{method}"),
+                "must name an account, not be empty",
+            ));
+        }
+        out.insert(method.trim().to_lowercase(), target);
+    }
+    Ok(out)
+}
+
 fn validate_orders(
     raw: RawOrders,
     order_id_field: &str,
@@ -813,6 +909,15 @@ fn validate_orders(
             order: field_map("order", raw.fields.order, &order_reserved)?,
             line: field_map("line", raw.fields.line, &RELAY_LINE_FIELDS)?,
         },
+        tax_accounts: account_map("orders.tax_accounts", raw.tax_accounts)?,
+        payment_accounts: payment_map(raw.payment_accounts)?,
+        invoice: raw.invoice.unwrap_or_default(),
+        unpaid_methods: raw
+            .unpaid_methods
+            .iter()
+            .map(|m| m.trim().to_lowercase())
+            .filter(|m| !m.is_empty())
+            .collect(),
     };
     let retry_base_ms = positive("orders.retry_base_ms", raw.retry_base_ms.unwrap_or(1_000))?;
     let retry_max_ms = positive("orders.retry_max_ms", raw.retry_max_ms.unwrap_or(300_000))?;

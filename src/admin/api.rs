@@ -239,6 +239,16 @@ fn order_view(r: &OrderRecord) -> serde_json::Value {
         "attempts": r.attempts,
         "received_ms": r.received_ms,
         "next_attempt_ms": r.status.is_owed().then_some(r.next_attempt_ms),
+        "updated_at": r.books.updated_at,
+        "invoice": r.books.invoice,
+        "payments": r.books.payments.iter().map(|p| serde_json::json!({
+            "id": p.id,
+            "method": p.method,
+            "amount": p.amount,
+            "payment_entry": p.entry,
+            "booked": if p.unpaid { "not booked: an unpaid method" } else if p.entry.is_some() { "booked" } else { "owed" },
+        })).collect::<Vec<_>>(),
+        "owed": r.books.owed,
     })
 }
 

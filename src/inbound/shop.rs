@@ -1,13 +1,16 @@
 //! `POST /webhooks/shop/orders`: an order from the shop, signed with Standard Webhooks
 //! (`shop.webhook_secret`, several while rotating; timestamps within 5 minutes), checked
 //! against the `ShopOrder` schema with every problem listed, stored and flushed, and only then
-//! answered 202. Deduplicated by `webhook-id` and by `order_id`.
+//! answered 202. Deduplicated by `webhook-id` and by `order_id`; a newer state of a known order
+//! (contract 3: `updated_at` newer than the state stored) is stored and answered 202 `updated`,
+//! an older one 200 `stale`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{read_body, signature, InboundError};
 use crate::metrics::OrderDelivery;
 use crate::orders::queue::customer_key;
+use crate::orders::state::instant;
 use crate::orders::validate::validate;
 use crate::state::AppState;
 use crate::store::OrderReceipt;
@@ -32,7 +35,7 @@ pub(crate) async fn receive(
 ) -> Result<HttpResponse, InboundError> {
     let result = accept(&req, payload, &state).await;
     state.metrics.order_delivery(match &result {
-        Ok((_, OrderReceipt::New)) => OrderDelivery::Accepted,
+        Ok((_, OrderReceipt::New | OrderReceipt::Updated)) => OrderDelivery::Accepted,
         Ok(_) => OrderDelivery::Duplicate,
         Err(InboundError::Standard(_)) => OrderDelivery::RefusedSignature,
         Err(InboundError::InvalidOrder(_) | InboundError::Malformed(_)) => {
@@ -44,6 +47,11 @@ pub(crate) async fn receive(
     Ok(match receipt {
         OrderReceipt::New => HttpResponse::Accepted()
             .json(serde_json::json!({"status": "accepted", "order_id": order_id})),
+        OrderReceipt::Updated => HttpResponse::Accepted()
+            .json(serde_json::json!({"status": "updated", "order_id": order_id})),
+        OrderReceipt::Stale => {
+            HttpResponse::Ok().json(serde_json::json!({"status": "stale", "order_id": order_id}))
+        }
         _ => HttpResponse::Ok()
             .json(serde_json::json!({"status": "duplicate", "order_id": order_id})),
     })
@@ -85,11 +93,16 @@ async fn accept(
         .map_err(InboundError::InvalidOrder)?;
     let receipt = state
         .store
-        .receive_order(
+        .receive_state(
             webhook_id,
             &order.order_id,
             &customer_key(&order.customer.email),
             &value,
+            order
+                .updated_at
+                .as_deref()
+                .and_then(instant)
+                .and_then(|ns| i64::try_from(ns).ok()),
             now.as_millis() as u64,
         )
         .await?;
@@ -101,7 +114,7 @@ async fn accept(
             order_id: order_id.clone(),
         });
     }
-    if receipt == OrderReceipt::New {
+    if matches!(receipt, OrderReceipt::New | OrderReceipt::Updated) {
         state.wake_orders.notify_one();
     }
     Ok((order.order_id, receipt))

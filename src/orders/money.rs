@@ -52,7 +52,7 @@ pub enum MoneyError {
     },
     #[error("the order discount {discount} is more than the lines' total {lines}")]
     OrderDiscountTooLarge { discount: Decimal, lines: Decimal },
-    #[error("the order's total {stated} does not add up: its lines, discount and shipping make {computed}")]
+    #[error("the order's total {stated} does not add up: its lines, discount, shipping and taxes on top make {computed}")]
     TotalDoesNotAddUp { stated: Decimal, computed: Decimal },
 }
 
@@ -88,7 +88,7 @@ impl MoneyError {
                 format!("{discount} is more than the sum of the line totals ({lines})")
             }
             Self::TotalDoesNotAddUp { stated, computed } => format!(
-                "{stated} is not the sum of the line totals − discount_total + shipping.amount ({computed})"
+                "{stated} is not the sum of the line totals − discount_total + shipping.amount (+ the taxes when prices exclude them) ({computed})"
             ),
         }
     }
@@ -189,6 +189,25 @@ impl Decimal {
 
     pub fn is_zero(self) -> bool {
         self.0 == 0
+    }
+
+    /// `self × num / den` rounded half away from zero to the cent (`den` must not be 0: then 0).
+    pub fn mul_div_round_cents(self, num: Decimal, den: Decimal) -> Self {
+        if den.0 == 0 {
+            return Decimal::ZERO;
+        }
+        // In cents: self.0 * num.0 / den.0 / CENT, rounded.
+        let n = self.0 * num.0;
+        let d = den.0 * CENT;
+        let (n, d) = if d < 0 { (-n, -d) } else { (n, d) };
+        let q = n.div_euclid(d);
+        let r = n.rem_euclid(d);
+        let q = if r * 2 > d || (r * 2 == d && n >= 0) {
+            q + 1
+        } else {
+            q
+        };
+        Decimal(q * CENT)
     }
 }
 
@@ -298,6 +317,9 @@ pub struct Amounts<'a> {
     pub discount_total: Option<f64>,
     pub shipping: Option<f64>,
     pub total: Option<f64>,
+    /// Contract 3: the `taxes[].amount` added on top of the prices (empty when the prices
+    /// include the taxes).
+    pub taxes_on_top: Vec<f64>,
 }
 
 impl<'a> Amounts<'a> {
@@ -317,6 +339,11 @@ impl<'a> Amounts<'a> {
             discount_total: Some(order.discount_total.unwrap_or(0.0)),
             shipping: Some(order.shipping.as_ref().map_or(0.0, |s| s.amount)),
             total: order.total,
+            taxes_on_top: if order.prices_include_tax {
+                Vec::new()
+            } else {
+                order.taxes.iter().map(|t| t.amount).collect()
+            },
         }
     }
 }
@@ -474,8 +501,16 @@ pub fn check(amounts: &Amounts) -> Result<Option<OrderMoney>, Vec<MoneyError>> {
             });
         }
     }
-    let computed = match (lines_total, order_discount, shipping) {
-        (Some(l), Some(d), Some(s)) => p.fits(l - d + s, "total", "the order's total"),
+    let taxes: Option<Decimal> = amounts
+        .taxes_on_top
+        .iter()
+        .map(|t| {
+            p.amount(*t, "taxes", "taxes[].amount", false)
+                .map(Decimal::round_cents)
+        })
+        .sum();
+    let computed = match (lines_total, order_discount, shipping, taxes) {
+        (Some(l), Some(d), Some(s), Some(t)) => p.fits(l - d + s + t, "total", "the order's total"),
         _ => None,
     };
     if let (Some(stated), Some(computed)) = (stated, computed) {
@@ -536,7 +571,7 @@ mod tests {
                     qty: *q,
                     unit_price: *p,
                     discount: *disc,
-                    fields: Default::default(),
+                    ..Default::default()
                 })
                 .collect(),
             shipping: Some(Shipping {
@@ -545,7 +580,7 @@ mod tests {
             }),
             discount_total: discount,
             total: None,
-            fields: Default::default(),
+            ..Default::default()
         }
     }
 
@@ -606,7 +641,7 @@ mod tests {
         let e = price(&o).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "the order's total 14.00 does not add up: its lines, discount and shipping make 15.00"
+            "the order's total 14.00 does not add up: its lines, discount, shipping and taxes on top make 15.00"
         );
         assert!(price(&order(&[(1.0, 10.0, Some(11.0))], None, 0.0)).is_err());
         assert!(price(&order(&[(0.0, 10.0, None)], None, 0.0)).is_err());

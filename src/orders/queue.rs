@@ -18,6 +18,7 @@ use crate::channels::{ChannelError, Channels};
 use crate::config::OrderQueueSettings;
 use crate::metrics::{Metrics, OrderOutcome as Outcome};
 use crate::model::now_ms;
+use crate::orders::books;
 use crate::orders::model::ShopOrder;
 use crate::orders::worker::{place, OrderContext, PlaceError, Placed};
 use crate::store::{OrderRecord, OrderStatus, Store, StoreError};
@@ -174,10 +175,7 @@ impl OrderQueue {
         // worker finds the Sales Order this attempt may have made.
         self.store.durable().await?;
         let result = match serde_json::from_value::<ShopOrder>(record.order.clone()) {
-            Ok(order) => match self.warehouse(&order.channel).await? {
-                Ok(wh) => place(&self.ctx, &order, Some(&wh)).await,
-                Err(e) => Err(e),
-            },
+            Ok(order) => self.place_and_settle(&mut record, &order).await?,
             Err(e) => Err(PlaceError::Refused(format!(
                 "the stored order cannot be read: {e}"
             ))),
@@ -226,10 +224,47 @@ impl OrderQueue {
                 Outcome::Dead
             }
         };
+        // A newer state that arrived meanwhile is kept, and owed.
+        if books::adopt_newer_state(&self.store, &mut record).await?
+            && record.status == OrderStatus::Created
+        {
+            record.status = OrderStatus::Received;
+            record.next_attempt_ms = now_ms();
+        }
         self.store.save_order(&record).await?;
         self.store.durable().await?;
         self.metrics.order_outcome(outcome);
         Ok(outcome)
+    }
+
+    /// The Sales Order (placed now, or the one recorded), then the books its state owes.
+    async fn place_and_settle(
+        &self,
+        record: &mut OrderRecord,
+        order: &ShopOrder,
+    ) -> Result<Result<Placed, PlaceError>, StoreError> {
+        let placed = match &record.sales_order {
+            Some(so) => Placed {
+                customer: record.customer.clone().unwrap_or_default(),
+                sales_order: so.clone(),
+                created: false,
+            },
+            None => {
+                let placed = match self.warehouse(&order.channel).await? {
+                    Ok(wh) => place(&self.ctx, order, Some(&wh)).await,
+                    Err(e) => Err(e),
+                };
+                match placed {
+                    Ok(p) => p,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        };
+        record.customer = Some(placed.customer.clone());
+        record.sales_order = Some(placed.sales_order.clone());
+        Ok(books::settle(&self.ctx, &self.store, record, order)
+            .await?
+            .map(|_| placed))
     }
 }
 
@@ -252,6 +287,7 @@ mod tests {
             error: None,
             attempts: 0,
             next_attempt_ms,
+            books: Default::default(),
         }
     }
 

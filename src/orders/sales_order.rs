@@ -6,8 +6,8 @@
 //!   `ignore_pricing_rule: 1`. So every line carries `price_list_rate` and the final per-unit
 //!   `rate`, a free line is a 100 % `discount_percentage`, and the document ignores pricing rules.
 //! - The order discount is the document's `discount_amount` on the net total; shipping is an
-//!   "Actual" taxes row on a configured account (a description is mandatory). The document
-//!   discount is never taken off an "Actual" charge.
+//!   "Actual" taxes row on a configured account (a description is mandatory), and so is each
+//!   shop tax (see `taxes`). The document discount is never taken off an "Actual" charge.
 //! - A Sales Order POSTed with `docstatus: 1` is submitted (stock is reserved), but ERPNext does
 //!   not compute its status while inserting: it would stay "Draft" and its title would read
 //!   `{customer_name}`. The body therefore carries the status a freshly submitted order has,
@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::context::{map_fields, OrderContext};
 use super::customer::CustomerRef;
-use super::money::OrderMoney;
+use super::taxes::TaxedMoney;
 use crate::model::{civil_from_days, days_from_civil};
 use crate::orders::model::ShopOrder;
 
@@ -81,7 +81,7 @@ pub(crate) fn iso_date(day: i64) -> String {
 pub(crate) fn build(
     ctx: &OrderContext,
     order: &ShopOrder,
-    money: &OrderMoney,
+    taxed: &TaxedMoney,
     customer: &CustomerRef,
     items: &[String],
     warehouse: Option<&str>,
@@ -93,6 +93,7 @@ pub(crate) fn build(
         )
     })?;
     let settings = &ctx.settings;
+    let money = &taxed.money;
     let mut lines = Vec::with_capacity(order.lines.len());
     let mut line_fields = Vec::with_capacity(order.lines.len());
     for ((line, price), item) in order.lines.iter().zip(&money.lines).zip(items) {
@@ -146,6 +147,7 @@ pub(crate) fn build(
             json!(money.discount_amount.to_f64()),
         );
     }
+    let mut taxes = Vec::new();
     if !money.shipping.is_zero() {
         let account = settings
             .shipping_account
@@ -157,15 +159,26 @@ pub(crate) fn build(
             .map(|s| s.method.trim())
             .filter(|m| !m.is_empty())
             .unwrap_or("shop");
-        body.insert(
-            "taxes".into(),
-            json!([{
-                "charge_type": "Actual",
-                "account_head": account,
-                "description": format!("Shipping ({method})"),
-                "tax_amount": money.shipping.to_f64(),
-            }]),
-        );
+        taxes.push(json!({
+            "charge_type": "Actual",
+            "account_head": account,
+            "description": format!("Shipping ({method})"),
+            "tax_amount": money.shipping.to_f64(),
+        }));
+    }
+    for t in &taxed.taxes {
+        taxes.push(json!({
+            "charge_type": "Actual",
+            "account_head": t.account,
+            "description": t.title,
+            "tax_amount": t.amount.to_f64(),
+        }));
+    }
+    // Rows sent: no template's taxes are merged in. An empty link keeps a default template
+    // from being named on the order.
+    body.insert("taxes_and_charges".into(), json!(""));
+    if !taxes.is_empty() {
+        body.insert("taxes".into(), Value::Array(taxes));
     }
     if settings.submit {
         body.insert("docstatus".into(), json!(1));

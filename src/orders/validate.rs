@@ -443,6 +443,7 @@ pub fn validate(
                 discount_total: None,
                 shipping: None,
                 total: None,
+                taxes_on_top: Vec::new(),
             });
         }
         None | Some(Value::Null) => c.fail("lines", "is required"),
@@ -483,6 +484,7 @@ pub fn validate(
         amounts.discount_total = discount_total;
         amounts.shipping = shipping;
         amounts.total = total;
+        amounts.taxes_on_top = taxes_on_top(obj);
         if let Err(problems) = money::check(&amounts) {
             for p in problems {
                 c.fail(p.field(), p.problem());
@@ -490,6 +492,9 @@ pub fn validate(
         }
     }
     c.fields(obj, "");
+    for (field, problem) in crate::orders::state::problems(obj) {
+        c.fail(field, problem);
+    }
     if !c.problems.is_empty() || c.not_listed > 0 {
         return Err(c.refusal());
     }
@@ -500,6 +505,21 @@ pub fn validate(
         }],
         not_listed: 0,
     })
+}
+
+/// The `taxes[].amount` numbers added on top of the prices (none when the prices include
+/// them); amounts that are not numbers are the contract 3 checks' to report.
+fn taxes_on_top(obj: &Map<String, Value>) -> Vec<f64> {
+    if obj.get("prices_include_tax").and_then(Value::as_bool) == Some(true) {
+        return Vec::new();
+    }
+    match obj.get("taxes") {
+        Some(Value::Array(taxes)) => taxes
+            .iter()
+            .filter_map(|t| t.get("amount").and_then(Value::as_f64))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -583,7 +603,7 @@ mod tests {
         body["total"] = json!(44.91);
         assert_eq!(
             problems(body),
-            ["total: 44.91 is not the sum of the line totals − discount_total + shipping.amount (44.90)"]
+            ["total: 44.91 is not the sum of the line totals − discount_total + shipping.amount (+ the taxes when prices exclude them) (44.90)"]
         );
         let mut body = good();
         body["discount_total"] = json!(50);

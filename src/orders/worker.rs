@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::context::{erp_failure, missing_fields};
 pub use super::context::{OrderContext, PlaceError, Placed};
-use super::money::{self, Decimal};
-use super::{customer, sales_order};
+use super::money::Decimal;
+use super::{customer, sales_order, taxes};
 use crate::erpnext::client::ErpError;
 use crate::orders::model::ShopOrder;
 
@@ -34,7 +34,9 @@ pub async fn place(
     order: &ShopOrder,
     warehouse: Option<&str>,
 ) -> Result<Placed, PlaceError> {
-    let money = money::price(order).map_err(|e| PlaceError::Refused(e.to_string()))?;
+    let taxed = taxes::price(order, &ctx.settings.tax_accounts)
+        .map_err(|e| PlaceError::Refused(e.to_string()))?;
+    let money = &taxed.money;
     if order.lines.is_empty() {
         return Err(PlaceError::Refused("the order has no lines".into()));
     }
@@ -43,7 +45,7 @@ pub async fn place(
     }
     let customer = customer::find_or_create(ctx, order).await?;
     let items = item_codes(ctx, order).await?;
-    let so = sales_order::build(ctx, order, &money, &customer, &items, warehouse)
+    let so = sales_order::build(ctx, order, &taxed, &customer, &items, warehouse)
         .map_err(PlaceError::Refused)?;
     let saved = ctx
         .erp
@@ -67,6 +69,19 @@ pub async fn place(
             "ERPNext's grand total is {}, the shop's total is {}",
             grand.map_or_else(|| "missing".to_owned(), |g| g.to_string()),
             money.total
+        ));
+    }
+    let charges = saved["total_taxes_and_charges"]
+        .as_f64()
+        .and_then(|g| Decimal::from_f64(g, "total_taxes_and_charges").ok())
+        .map(Decimal::round_cents)
+        .unwrap_or_default();
+    if charges != taxed.erp_taxes_and_charges() {
+        problems.push(format!(
+            "ERPNext's taxes and charges are {charges}, the shop's are {} (taxes {} and shipping {}): did a tax template or an item tax template add a tax?",
+            taxed.erp_taxes_and_charges(),
+            taxed.tax_total,
+            money.shipping
         ));
     }
     let mut dropped = missing_fields(&so.order_fields, &saved);

@@ -28,7 +28,9 @@ pub use dead::{DeadLetter, DeadLetters, DeadTarget};
 pub use dirty::DirtyWork;
 pub use inbox::{Inbox, Ingested};
 pub use meta::Meta;
-pub use orders::{due, OrderBook, OrderReceipt, OrderRecord, OrderStatus};
+pub use orders::{
+    due, BookedPayment, OrderBook, OrderBooks, OrderReceipt, OrderRecord, OrderStatus,
+};
 pub use outbox::{Entry, Outbox, OutboxKind, Pending, Queued, RetryState, Target};
 pub use readback::{FieldCache, ReadBack};
 

@@ -53,6 +53,55 @@ pub struct OrderRecord {
     pub attempts: u32,
     /// Not before this time (ms since the epoch) is the order tried again.
     pub next_attempt_ms: u64,
+    /// What the order's state booked in ERPNext beyond the Sales Order (contract 3).
+    #[serde(default)]
+    pub books: OrderBooks,
+}
+
+/// An order's invoice and payments in ERPNext, and the markers that make each exactly once: a
+/// step is marked "in progress" (and flushed) before ERPNext is asked to create it, so after a
+/// crash the relay looks for what that step may have made before it makes anything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderBooks {
+    /// The `updated_at` of the state last stored (None: the order has none).
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// That `updated_at` in nanoseconds since the epoch, as the caller compared it.
+    #[serde(default)]
+    pub version: Option<i64>,
+    /// The submitted Sales Invoice.
+    #[serde(default)]
+    pub invoice: Option<String>,
+    /// An invoice may have been created and not recorded.
+    #[serde(default)]
+    pub invoicing: bool,
+    /// The order's payments as booked (or waiting).
+    #[serde(default)]
+    pub payments: Vec<BookedPayment>,
+    /// What is still owed, in words (None: nothing).
+    #[serde(default)]
+    pub owed: Option<String>,
+    /// Steps done but not yet told on the Sales Order's timeline.
+    #[serde(default)]
+    pub untold: Vec<String>,
+}
+
+/// One shop payment and its Payment Entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BookedPayment {
+    pub id: String,
+    pub method: String,
+    /// As the shop sent it, to the cent ("59.90").
+    pub amount: String,
+    /// The submitted Payment Entry (None: not booked yet, or not to be: `unpaid`).
+    #[serde(default)]
+    pub entry: Option<String>,
+    /// A Payment Entry may have been created and not recorded.
+    #[serde(default)]
+    pub in_progress: bool,
+    /// A method of `orders.unpaid_methods`: invoiced, no Payment Entry.
+    #[serde(default)]
+    pub unpaid: bool,
 }
 
 /// What [`OrderBook::receive_order`] did with a delivery.
@@ -66,6 +115,10 @@ pub enum OrderReceipt {
     KnownOrder,
     /// This webhook id delivered another order before: nothing stored.
     HookReused { order_id: String },
+    /// A newer state (by `version`) of a known order: stored, and the order is owed again.
+    Updated,
+    /// An older state than the one stored: nothing stored.
+    Stale,
 }
 
 /// From the owed orders (oldest first), the oldest of each customer if it is due, up to
@@ -106,6 +159,25 @@ pub trait OrderBook: Send + Sync {
         order: &'a Value,
         now_ms: u64,
     ) -> StoreFuture<'a, OrderReceipt>;
+    /// Contract 3: like [`OrderBook::receive_order`], but a known order whose stored state has
+    /// an older `version` (the state's `updated_at` in ns since the epoch; None: it has none)
+    /// takes this state: the record's order and `books.updated_at` are replaced, the order is
+    /// owed again and due at `now_ms` ([`OrderReceipt::Updated`]); an older version is
+    /// [`OrderReceipt::Stale`], the same (or none) [`OrderReceipt::KnownOrder`]. Atomic, so
+    /// two states racing can never leave the older one stored. The default keeps contract 2
+    /// (every known order is a duplicate).
+    fn receive_state<'a>(
+        &'a self,
+        webhook_id: &'a str,
+        order_id: &'a str,
+        customer_key: &'a str,
+        order: &'a Value,
+        version: Option<i64>,
+        now_ms: u64,
+    ) -> StoreFuture<'a, OrderReceipt> {
+        let _ = version;
+        self.receive_order(webhook_id, order_id, customer_key, order, now_ms)
+    }
     /// The record of one order.
     fn order<'a>(&'a self, order_id: &'a str) -> StoreFuture<'a, Option<OrderRecord>>;
     /// Orders still owed to ERPNext, oldest first.

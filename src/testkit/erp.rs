@@ -22,6 +22,9 @@ use crate::model::Modified;
 #[path = "erp_orders.rs"]
 mod orders;
 
+#[path = "erp_books.rs"]
+mod books;
+
 /// Credentials and secret of the emulated site.
 pub const API_KEY: &str = "emulator-key";
 pub const API_SECRET: &str = "emulator-secret";
@@ -45,6 +48,8 @@ struct State {
     rest_requests: u64,
     /// Customers, addresses and Sales Orders made over REST (see `erp_orders.rs`).
     orders: orders::Orders,
+    /// Invoices, payments and comments (see `erp_books.rs`).
+    books: books::Books,
     /// `GET /api/resource/{doctype}` lists served, per doctype.
     list_reads: BTreeMap<String, u64>,
 }
@@ -280,8 +285,10 @@ impl ErpEmulator {
             rest_requests: 0,
             list_reads: BTreeMap::new(),
             orders: Default::default(),
+            books: Default::default(),
         }));
         orders::seed(&mut state.lock().unwrap_or_else(|p| p.into_inner()));
+        books::seed(&mut state.lock().unwrap_or_else(|p| p.into_inner()));
         {
             let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
             let modified = st.local_now();
@@ -322,6 +329,14 @@ impl ErpEmulator {
                     .route(
                         "/api/method/frappe.client.cancel",
                         web::post().to(orders::cancel),
+                    )
+                    .route(
+                        "/api/method/erpnext.selling.doctype.sales_order.sales_order.make_sales_invoice",
+                        web::post().to(books::make_sales_invoice),
+                    )
+                    .route(
+                        "/api/method/erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry",
+                        web::post().to(books::get_payment_entry),
                     )
                     .route(
                         "/api/method/frappe.auth.get_logged_user",

@@ -138,7 +138,7 @@ pub(super) fn serves(doctype: &str) -> bool {
             | "Item Price"
             | "Sales Order"
             | "Custom Field"
-    )
+    ) || super::books::serves(doctype)
 }
 
 fn known_fields(st: &State, doctype: &str) -> Option<BTreeSet<String>> {
@@ -537,6 +537,7 @@ pub(super) fn insert(st: &mut State, doctype: &str, body: Map<String, Value>) ->
             Err(resp) => *resp,
         },
         "Sales Order" => insert_sales_order(st, body),
+        d if super::books::serves(d) => super::books::insert(st, d, body),
         _ => frappe_error(
             403,
             "PermissionError",
@@ -787,7 +788,6 @@ fn insert_sales_order(st: &mut State, body: Map<String, Value>) -> HttpResponse 
         );
     }
     let mut items = Vec::new();
-    let mut total = 0.0;
     for (i, raw) in raw_items.iter().enumerate() {
         let raw = raw.as_object().cloned().unwrap_or_default();
         let mut row = keep_known(st, "Sales Order Item", &raw);
@@ -832,7 +832,6 @@ fn insert_sales_order(st: &mut State, body: Map<String, Value>) -> HttpResponse 
             _ => round2(sent_rate),
         };
         let amount = round2(rate * qty);
-        total += amount;
         let wh = text(&row, "warehouse")
             .map(str::to_owned)
             .or(set_wh.clone());
@@ -849,49 +848,11 @@ fn insert_sales_order(st: &mut State, body: Map<String, Value>) -> HttpResponse 
         row.insert("delivery_date".into(), json!(ddate));
         items.push(row);
     }
-    let mut taxes = Vec::new();
-    let mut tax_total = 0.0;
-    for (i, t) in doc
-        .get("taxes")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let t = t.as_object().cloned().unwrap_or_default();
-        if text(&t, "description").is_none() {
-            return frappe_error(
-                417,
-                "MandatoryError",
-                &format!(
-                    "Error: Value missing for Sales Taxes and Charges: Description (row {})",
-                    i + 1
-                ),
-            );
-        }
-        let account = text(&t, "account_head").unwrap_or_default().to_owned();
-        let in_company = st
-            .docs
-            .get(&("Account".to_owned(), account.clone()))
-            .is_some_and(|a| a["company"] == json!(COMPANY));
-        if !in_company {
-            return frappe_error(
-                417,
-                "ValidationError",
-                &format!(
-                    "Row #{}: Account {account} does not belong to company {COMPANY}",
-                    i + 1
-                ),
-            );
-        }
-        let amount = round2(num(t.get("tax_amount")).unwrap_or(0.0));
-        tax_total += amount;
-        let mut row = t.clone();
-        row.insert("doctype".into(), json!("Sales Taxes and Charges"));
-        row.insert("tax_amount".into(), json!(amount));
-        taxes.push(Value::Object(row));
-    }
+    let site_charge = st.orders.site_charge;
+    let t = match super::books::totals(st, &doc, &mut items, site_charge) {
+        Ok(t) => t,
+        Err(resp) => return *resp,
+    };
     let po = text(&doc, "po_no").map(str::to_owned);
     if let Some(po) = &po {
         let clash = st.docs.iter().find(|((dt, _), d)| {
@@ -910,10 +871,6 @@ fn insert_sales_order(st: &mut State, body: Map<String, Value>) -> HttpResponse 
             );
         }
     }
-    let discount = round2(num(doc.get("discount_amount")).unwrap_or(0.0));
-    let total = round2(total);
-    let net = round2(total - discount);
-    let grand = round2(net + tax_total + st.orders.site_charge);
     let docstatus = num(doc.get("docstatus")).unwrap_or(0.0) as i64;
     let status = if docstatus == 1 {
         text(&doc, "status").unwrap_or("Draft").to_owned()
@@ -929,14 +886,16 @@ fn insert_sales_order(st: &mut State, body: Map<String, Value>) -> HttpResponse 
         ("transaction_date", json!(tdate)),
         ("currency", json!(text(&doc, "currency").unwrap_or("USD"))),
         ("selling_price_list", json!("Standard Selling")),
-        ("total", json!(total)),
-        ("net_total", json!(net)),
-        ("discount_amount", json!(discount)),
-        ("total_taxes_and_charges", json!(round2(tax_total))),
-        ("grand_total", json!(grand)),
-        ("rounded_total", json!(grand)),
+        ("total", json!(t.total)),
+        ("net_total", json!(t.net_total)),
+        ("discount_amount", json!(t.discount)),
+        ("total_taxes_and_charges", json!(t.total_taxes)),
+        ("grand_total", json!(t.grand_total)),
+        ("rounded_total", json!(t.grand_total)),
+        ("per_billed", json!(0.0)),
+        ("per_delivered", json!(0.0)),
         ("status", json!(status)),
-        ("taxes", Value::Array(taxes)),
+        ("taxes", Value::Array(t.taxes)),
     ] {
         doc.insert(k.into(), v);
     }

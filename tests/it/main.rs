@@ -32,6 +32,7 @@ mod metrics;
 mod module_graph;
 mod openapi;
 mod orders;
+mod orders_books;
 mod orders_erp;
 mod reconcile;
 mod shipments;

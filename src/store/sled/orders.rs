@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::SledStore;
 use crate::store::{
-    ready, OrderBook, OrderReceipt, OrderRecord, OrderStatus, StoreError, StoreFuture,
+    ready, OrderBook, OrderBooks, OrderReceipt, OrderRecord, OrderStatus, StoreError, StoreFuture,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -29,7 +29,19 @@ impl OrderBook for SledStore {
         order: &'a Value,
         now_ms: u64,
     ) -> StoreFuture<'a, OrderReceipt> {
-        ready(self.receive_order_now(webhook_id, order_id, customer_key, order, now_ms))
+        ready(self.receive_order_now(webhook_id, order_id, customer_key, order, None, now_ms))
+    }
+
+    fn receive_state<'a>(
+        &'a self,
+        webhook_id: &'a str,
+        order_id: &'a str,
+        customer_key: &'a str,
+        order: &'a Value,
+        version: Option<i64>,
+        now_ms: u64,
+    ) -> StoreFuture<'a, OrderReceipt> {
+        ready(self.receive_state_now(webhook_id, order_id, customer_key, order, version, now_ms))
     }
 
     fn order<'a>(&'a self, order_id: &'a str) -> StoreFuture<'a, Option<OrderRecord>> {
@@ -72,6 +84,7 @@ impl SledStore {
         order_id: &str,
         customer_key: &str,
         order: &Value,
+        version: Option<i64>,
         now_ms: u64,
     ) -> Result<OrderReceipt, StoreError> {
         self.writable()?;
@@ -89,6 +102,14 @@ impl SledStore {
             error: None,
             attempts: 0,
             next_attempt_ms: now_ms,
+            books: OrderBooks {
+                updated_at: order
+                    .get("updated_at")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                version,
+                ..OrderBooks::default()
+            },
         };
         let record_bytes = serde_json::to_vec(&record)?;
         let hook_bytes = serde_json::to_vec(&HookEntry {
@@ -119,6 +140,70 @@ impl SledStore {
                 },
             )?,
         )
+    }
+
+    fn receive_state_now(
+        &self,
+        webhook_id: &str,
+        order_id: &str,
+        customer_key: &str,
+        order: &Value,
+        version: Option<i64>,
+        now_ms: u64,
+    ) -> Result<OrderReceipt, StoreError> {
+        let receipt =
+            self.receive_order_now(webhook_id, order_id, customer_key, order, version, now_ms)?;
+        if receipt != OrderReceipt::KnownOrder {
+            return Ok(receipt);
+        }
+        let Some(version) = version else {
+            return Ok(receipt);
+        };
+        let hook_bytes = serde_json::to_vec(&HookEntry {
+            order_id: order_id.to_owned(),
+            at_ms: now_ms,
+        })?;
+        let updated_at = order
+            .get("updated_at")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let id = order_id.as_bytes();
+        Ok((
+            &self.orders,
+            &self.order_hooks,
+            &self.orders_owed,
+            &self.orders_dead,
+        )
+            .transaction(|(records, hooks, owed, dead)| {
+                if hooks.get(webhook_id.as_bytes())?.is_some() {
+                    return Ok(OrderReceipt::RepeatedDelivery);
+                }
+                let Some(bytes) = records.get(id)? else {
+                    return Ok(OrderReceipt::KnownOrder);
+                };
+                let mut record: OrderRecord = serde_json::from_slice(&bytes).map_err(abort)?;
+                let stored = record.books.version;
+                if stored.is_some_and(|s| s > version) {
+                    return Ok(OrderReceipt::Stale);
+                }
+                if stored == Some(version) {
+                    return Ok(OrderReceipt::KnownOrder);
+                }
+                record.order = order.clone();
+                record.books.version = Some(version);
+                record.books.updated_at = updated_at.clone();
+                if record.status != OrderStatus::Placing {
+                    record.status = OrderStatus::Received;
+                }
+                record.next_attempt_ms = now_ms;
+                record.attempts = 0;
+                let out = serde_json::to_vec(&record).map_err(abort)?;
+                records.insert(id, out)?;
+                hooks.insert(webhook_id.as_bytes(), hook_bytes.clone())?;
+                owed.insert(&record.seq.to_be_bytes(), id)?;
+                dead.remove(id)?;
+                Ok(OrderReceipt::Updated)
+            })?)
     }
 
     fn order_now(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {

@@ -53,6 +53,7 @@ pub fn order_settings() -> OrderSettings {
         submit: true,
         lead_time_days: 3,
         fields,
+        ..Default::default()
     }
 }
 
