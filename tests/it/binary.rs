@@ -460,3 +460,63 @@ async fn sigkill_between_the_sales_order_create_and_its_record_gives_one_sales_o
     let _ = relay.child.wait();
     proxy.handle.stop(false).await;
 }
+
+#[tokio::test]
+async fn sigkill_between_the_invoice_create_and_its_record_gives_one_invoice_and_one_payment() {
+    use common::orders::{admin_order, order, post_order, HoldingProxy, CHAIR};
+    let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+    erp.save_item(CHAIR, &[]).expect("item");
+    erp.stock_move(CHAIR, STORES, 10.0).expect("stock");
+    let shop = ShopMock::start().await.expect("shop");
+    let proxy = HoldingProxy::holding(&erp.url(), "Sales%20Invoice");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("shoprelay.toml");
+    let toml = relay_toml(&proxy.url, &shop.base_url(), &dir.path().join("data"));
+    std::fs::write(&config, crate::orders_books::with_books(toml)).expect("config");
+    let log = dir.path().join("relay.log");
+    let mut relay = spawn(&config, &log);
+    let url = format!("http://127.0.0.1:{}", relay.port);
+    let mut paid = order("CRASH-SI", "crash-si@example.com");
+    paid["updated_at"] = serde_json::json!("2026-11-26T09:13:00Z");
+    paid["payments"] = serde_json::json!([{"id": "pay_crash", "method": "card", "amount": 44.7}]);
+    let (status, answer) = post_order(&url, "msg_crash_si", &paid).await;
+    assert_eq!(status, 202, "{answer}");
+    let held = proxy.held.clone();
+    wait_until(
+        "ERPNext to create the Sales Invoice (its answer held back)",
+        || held.load(std::sync::atomic::Ordering::SeqCst),
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    )
+    .await;
+    relay.child.kill().expect("SIGKILL");
+    relay.child.wait().expect("wait");
+    let submitted = |doctype: &str| {
+        erp.docs_of(doctype)
+            .into_iter()
+            .filter(|d| d["docstatus"].as_i64() == Some(1))
+            .count()
+    };
+    assert_eq!(submitted("Sales Invoice"), 1, "made before the kill");
+    assert_eq!(submitted("Payment Entry"), 0);
+    proxy.hold.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut relay = spawn(&config, &log);
+    let url = format!("http://127.0.0.1:{}", relay.port);
+    common::wait_until_async("the books settled after the restart", || async {
+        let view = admin_order(&url, "CRASH-SI").await;
+        view["status"] == "created" && view["owed"].is_null() && view["invoice"].is_string()
+    })
+    .await;
+    assert_eq!(submitted("Sales Invoice"), 1, "exactly one invoice");
+    assert_eq!(submitted("Payment Entry"), 1, "exactly one payment");
+    let view = admin_order(&url, "CRASH-SI").await;
+    let si = erp
+        .docs_of("Sales Invoice")
+        .into_iter()
+        .find(|d| d["docstatus"].as_i64() == Some(1))
+        .expect("invoice");
+    assert_eq!(view["invoice"], si["name"]);
+    assert_eq!(si["status"], "Paid");
+    relay.child.kill().expect("kill");
+    let _ = relay.child.wait();
+    proxy.handle.stop(false).await;
+}

@@ -129,7 +129,7 @@ pub async fn sales_orders_of(erp: &str, order_id: &str) -> Vec<Value> {
 }
 
 /// A proxy in front of ERPNext that forwards everything, except that while `hold` is set it
-/// forwards the first `POST /api/resource/Sales Order` and never answers it (the relay is
+/// forwards the first `POST /api/resource/Sales Order` (or another doctype) and never answers it (the relay is
 /// left waiting, as if killed between ERPNext's create and its own record).
 #[derive(Clone)]
 pub struct HoldingProxy {
@@ -141,6 +141,8 @@ pub struct HoldingProxy {
 
 struct ProxyState {
     target: String,
+    /// The encoded resource path whose first create is held (`Sales%20Order`).
+    doctype: String,
     hold: Arc<AtomicBool>,
     held: Arc<AtomicBool>,
     http: reqwest::Client,
@@ -150,9 +152,10 @@ async fn forward(req: HttpRequest, body: web::Bytes, st: web::Data<ProxyState>) 
     let uri = req.uri().to_string();
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .unwrap_or(reqwest::Method::GET);
+    let resource = format!("/api/resource/{}", st.doctype);
     let creates_order = method == reqwest::Method::POST
-        && uri.starts_with("/api/resource/Sales%20Order")
-        && !uri.contains("Sales%20Order/");
+        && uri.starts_with(&resource)
+        && !uri.contains(&format!("{resource}/"));
     let mut out = st.http.request(method, format!("{}{uri}", st.target));
     for (name, value) in req.headers() {
         if name.as_str() != "host" {
@@ -180,10 +183,17 @@ async fn forward(req: HttpRequest, body: web::Bytes, st: web::Data<ProxyState>) 
 impl HoldingProxy {
     /// Starts a proxy to `target` (holding from the start).
     pub fn start(target: &str) -> Self {
+        Self::holding(target, "Sales%20Order")
+    }
+
+    /// Starts a proxy to `target` that holds the answer to the first create of `doctype` (its
+    /// path segment, encoded: `Sales%20Invoice`).
+    pub fn holding(target: &str, doctype: &str) -> Self {
         let hold = Arc::new(AtomicBool::new(true));
         let held = Arc::new(AtomicBool::new(false));
         let data = web::Data::new(ProxyState {
             target: target.to_owned(),
+            doctype: doctype.to_owned(),
             hold: hold.clone(),
             held: held.clone(),
             http: reqwest::Client::new(),
