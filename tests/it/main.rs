@@ -21,6 +21,7 @@ mod full_disk;
 mod inbound;
 mod interop;
 mod lab_admin;
+mod lab_books;
 mod lab_clock;
 mod lab_e2e;
 mod lab_items;
