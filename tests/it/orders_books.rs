@@ -392,3 +392,46 @@ async fn erpnext_down_delays_the_books_and_a_refused_payment_is_dead_until_retri
     let _ = erp_list;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_paid_order_of_a_returning_customer_costs_eight_rest_calls() {
+    let h = start().await;
+    let relay = h.url("");
+    let mut first = taxed(
+        "RC-1",
+        &[(CHAIR, 1.0, 10.0)],
+        &[("VAT 19%", 19.0, 1.90)],
+        false,
+    );
+    first["customer"]["email"] = json!("returning@example.com");
+    pay(&mut first, &[("pay_rc1", "card", 11.90)]);
+    assert_eq!(post_order(&relay, "msg_rc1", &first).await.0, 202);
+    step_until(&h, "RC-1", "created").await;
+    let mut second = first.clone();
+    second["order_id"] = json!("RC-2");
+    pay(&mut second, &[("pay_rc2", "card", 11.90)]);
+    assert_eq!(post_order(&relay, "msg_rc2", &second).await.0, 202);
+    let before = h.erp.calls().len();
+    step_until(&h, "RC-2", "created").await;
+    // Only the calls made for the order (the admin reads go to the relay, not to ERPNext).
+    let calls: Vec<String> = h.erp.calls()[before..]
+        .iter()
+        .filter(|c| !c.contains("/api/resource/Warehouse"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "GET /api/resource/Sales Order",
+            "GET /api/resource/Customer",
+            "POST /api/resource/Sales Order",
+            "POST /api/method/erpnext.selling.doctype.sales_order.sales_order.make_sales_invoice",
+            "POST /api/resource/Sales Invoice",
+            "POST /api/method/erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry",
+            "POST /api/resource/Payment Entry",
+            "POST /api/resource/Comment",
+        ],
+        "{calls:#?}"
+    );
+    h.stop().await;
+}
