@@ -372,6 +372,81 @@ async fn an_outage_pauses_the_whole_queue_and_one_order_probes_before_the_rest()
     h.stop().await;
 }
 
+/// Issue: with ERPNext down and thousands of orders owed, every step of the queue read and
+/// parsed every owed order (a core busy, memory growing with the backlog). Now the queue reads
+/// only what it attempts: counted through the store's read counter, not by timing.
+#[tokio::test]
+async fn a_backlog_costs_no_reads_while_erpnext_is_down_and_placing_resumes_once_it_is_back() {
+    const OWED: usize = 2_000;
+    const PLACED: usize = 200;
+    let h = Harness::start_with(Workers::Background, |toml| {
+        with_orders(toml) + "concurrency = 16\n"
+    })
+    .await;
+    h.erp.save_item(CHAIR, &[]).expect("item");
+    let relay = h.url("");
+    h.erp.set_rest_down(true);
+    let ids: Vec<String> = (0..OWED).map(|i| format!("BACKLOG-{i}")).collect();
+    for chunk in ids.chunks(32) {
+        let posts = chunk.iter().enumerate().map(|(i, id)| {
+            let relay = relay.clone();
+            let body = order(id, &format!("backlog{}@example.com", i % 16));
+            async move { post_order(&relay, &format!("msg_{id}"), &body).await.0 }
+        });
+        for status in futures_util::future::join_all(posts).await {
+            assert_eq!(status, 202);
+        }
+    }
+    assert_eq!(h.relay.store.order_depths(), (OWED, 0));
+    // Let the queue meet the outage a few times (each retry pauses it with backoff).
+    let retries = || async {
+        let m = h.metrics().await;
+        m.lines()
+            .find_map(|l| l.strip_prefix("shoprelay_orders_total{outcome=\"retry\"} "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_until_async("five outage retries", || async { retries().await >= 5 }).await;
+    let (reads_before, retries_before) = (h.relay.store.order_records_read(), retries().await);
+    wait_until_async("five more", || async {
+        retries().await >= retries_before + 5
+    })
+    .await;
+    let (reads, tried) = (
+        h.relay.store.order_records_read() - reads_before,
+        retries().await - retries_before,
+    );
+    // A record read or two per attempt (the probe, and the attempt reading its record back),
+    // give or take the steps in flight: never the backlog (2,000 reads a step before).
+    assert!(
+        reads <= 2 * tried + 4,
+        "{reads} records read for {tried} attempts"
+    );
+    // Back: the queue places the backlog, the oldest first (the first PLACED of it here; the
+    // whole of it takes minutes against the emulator of a debug build).
+    h.erp.set_rest_down(false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while h.relay.store.order_depths().0 > OWED - PLACED {
+        let (owed, dead) = h.relay.store.order_depths();
+        assert_eq!(
+            dead,
+            0,
+            "{:?}",
+            h.relay
+                .store
+                .dead_orders()
+                .await
+                .map(|d| d[0].error.clone())
+        );
+        assert!(std::time::Instant::now() < deadline, "{owed} still owed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for id in &ids[..16] {
+        assert_eq!(sales_orders_of(&h.erp.url(), id).await.len(), 1, "{id}");
+    }
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn an_order_survives_a_restart_while_erpnext_is_down() {
     let h = start(Workers::Manual).await;

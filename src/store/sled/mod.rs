@@ -13,7 +13,8 @@
 //! shipments (order \x1f shipment -> ShipmentOp); `outbox_retry` (kind \x1f group \x1f key ->
 //! RetryState); `dead` (id -> DeadLetter); `meta` (name -> bytes); `orders` (order_id ->
 //! OrderRecord), `order_hooks` (webhook-id -> order id and time), `orders_owed` (arrival
-//! sequence -> order_id), `orders_dead` (order_id -> empty).
+//! sequence -> order_id), `orders_dead` (order_id -> empty), and the queue index of owed orders
+//! (`orders_by_customer`, `orders_heads`, `orders_due`; see `order_queue.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -24,6 +25,7 @@ mod dedup;
 mod dirty;
 mod inbox;
 mod meta;
+mod order_queue;
 mod orders;
 mod outbox;
 mod readback;
@@ -132,6 +134,15 @@ pub struct SledStore {
     order_hooks: ::sled::Tree,
     orders_owed: ::sled::Tree,
     orders_dead: ::sled::Tree,
+    /// The queue index of owed orders (see `order_queue.rs`).
+    orders_by_customer: ::sled::Tree,
+    orders_heads: ::sled::Tree,
+    orders_due: ::sled::Tree,
+    /// Held by every write of an order record, so the queue index is planned and written
+    /// without a race.
+    orders_lock: Mutex<()>,
+    /// Order records read (the test seam [`crate::store::OrderBook::order_records_read`]).
+    order_reads: AtomicU64,
     counters: Counters,
     dedup_window_secs: u64,
     epoch: AtomicU64,
@@ -178,6 +189,11 @@ impl SledStore {
             order_hooks: t("order_hooks")?,
             orders_owed: t("orders_owed")?,
             orders_dead: t("orders_dead")?,
+            orders_by_customer: t("orders_by_customer")?,
+            orders_heads: t("orders_heads")?,
+            orders_due: t("orders_due")?,
+            orders_lock: Mutex::new(()),
+            order_reads: AtomicU64::new(0),
             counters: Counters::default(),
             dedup_window_secs: dedup_window_secs.max(1),
             epoch: AtomicU64::new(u64::MAX),
@@ -197,6 +213,7 @@ impl SledStore {
         ] {
             counter.store(tree.len() as i64, Ordering::Relaxed);
         }
+        store.index_owed_orders()?;
         Ok(store)
     }
 

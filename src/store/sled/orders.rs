@@ -1,5 +1,6 @@
 //! Shop orders on sled: `orders` (order_id -> OrderRecord), `order_hooks` (webhook-id ->
-//! HookEntry), `orders_owed` (arrival sequence -> order_id), `orders_dead` (order_id -> empty).
+//! HookEntry), `orders_owed` (arrival sequence -> order_id), `orders_dead` (order_id -> empty),
+//! and the queue index the order queue reads (`order_queue.rs`), written with each record.
 
 use ::sled::transaction::{ConflictableTransactionError, Transactional};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,18 @@ impl OrderBook for SledStore {
 
     fn owed_orders(&self) -> StoreFuture<'_, Vec<OrderRecord>> {
         ready(self.records_of(&self.orders_owed))
+    }
+
+    fn due_orders(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, (Vec<OrderRecord>, Option<u64>)> {
+        ready(self.due_orders_now(now_ms, limit))
+    }
+
+    fn order_records_read(&self) -> u64 {
+        self.order_reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn dead_orders(&self) -> StoreFuture<'_, Vec<OrderRecord>> {
@@ -117,29 +130,36 @@ impl SledStore {
             at_ms: now_ms,
         })?;
         let id = order_id.as_bytes();
-        Ok(
-            (&self.orders, &self.order_hooks, &self.orders_owed).transaction(
-                |(records, hooks, owed)| {
-                    if let Some(seen) = hooks.get(webhook_id.as_bytes())? {
-                        let seen: HookEntry = serde_json::from_slice(&seen).map_err(abort)?;
-                        return Ok(if seen.order_id == order_id {
-                            OrderReceipt::RepeatedDelivery
-                        } else {
-                            OrderReceipt::HookReused {
-                                order_id: seen.order_id,
-                            }
-                        });
-                    }
-                    if records.get(id)?.is_some() {
-                        return Ok(OrderReceipt::KnownOrder);
-                    }
-                    records.insert(id, record_bytes.clone())?;
-                    hooks.insert(webhook_id.as_bytes(), hook_bytes.clone())?;
-                    owed.insert(&seq.to_be_bytes(), id)?;
-                    Ok(OrderReceipt::New)
-                },
-            )?,
+        let _guard = self.orders_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let index = self.index_change(&record, true)?;
+        Ok((
+            &self.orders,
+            &self.order_hooks,
+            &self.orders_owed,
+            &self.orders_by_customer,
+            &self.orders_heads,
+            &self.orders_due,
         )
+            .transaction(|(records, hooks, owed, by_customer, heads, due)| {
+                if let Some(seen) = hooks.get(webhook_id.as_bytes())? {
+                    let seen: HookEntry = serde_json::from_slice(&seen).map_err(abort)?;
+                    return Ok(if seen.order_id == order_id {
+                        OrderReceipt::RepeatedDelivery
+                    } else {
+                        OrderReceipt::HookReused {
+                            order_id: seen.order_id,
+                        }
+                    });
+                }
+                if records.get(id)?.is_some() {
+                    return Ok(OrderReceipt::KnownOrder);
+                }
+                records.insert(id, record_bytes.clone())?;
+                hooks.insert(webhook_id.as_bytes(), hook_bytes.clone())?;
+                owed.insert(&seq.to_be_bytes(), id)?;
+                index.apply(by_customer, heads, due)?;
+                Ok(OrderReceipt::New)
+            })?)
     }
 
     fn receive_state_now(
@@ -168,13 +188,26 @@ impl SledStore {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let id = order_id.as_bytes();
+        let _guard = self.orders_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Owed again, due now, if the state is applied (planned here: every writer holds the
+        // lock, so the record cannot change before the transaction reads it).
+        let index = match self.order_now(order_id)? {
+            Some(mut current) => {
+                current.next_attempt_ms = now_ms;
+                Some(self.index_change(&current, true)?)
+            }
+            None => None,
+        };
         Ok((
             &self.orders,
             &self.order_hooks,
             &self.orders_owed,
             &self.orders_dead,
+            &self.orders_by_customer,
+            &self.orders_heads,
+            &self.orders_due,
         )
-            .transaction(|(records, hooks, owed, dead)| {
+            .transaction(|(records, hooks, owed, dead, by_customer, heads, due)| {
                 if hooks.get(webhook_id.as_bytes())?.is_some() {
                     return Ok(OrderReceipt::RepeatedDelivery);
                 }
@@ -202,15 +235,15 @@ impl SledStore {
                 hooks.insert(webhook_id.as_bytes(), hook_bytes.clone())?;
                 owed.insert(&record.seq.to_be_bytes(), id)?;
                 dead.remove(id)?;
+                if let Some(index) = &index {
+                    index.apply(by_customer, heads, due)?;
+                }
                 Ok(OrderReceipt::Updated)
             })?)
     }
 
     fn order_now(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
-        match self.orders.get(order_id.as_bytes())? {
-            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
-            None => Ok(None),
-        }
+        self.read_record(order_id.as_bytes())
     }
 
     fn records_of(&self, index: &::sled::Tree) -> Result<Vec<OrderRecord>, StoreError> {
@@ -219,8 +252,8 @@ impl SledStore {
             let (k, v) = entry?;
             // owed: seq -> order id; dead: order id -> empty.
             let id = if v.is_empty() { k } else { v };
-            if let Some(bytes) = self.orders.get(id)? {
-                out.push(serde_json::from_slice(&bytes)?);
+            if let Some(record) = self.read_record(&id)? {
+                out.push(record);
             }
         }
         Ok(out)
@@ -231,24 +264,31 @@ impl SledStore {
         let bytes = serde_json::to_vec(record)?;
         let id = record.order_id.as_bytes();
         let seq = record.seq.to_be_bytes();
-        Ok(
-            (&self.orders, &self.orders_owed, &self.orders_dead).transaction(
-                |(records, owed, dead)| {
-                    records.insert(id, bytes.clone())?;
-                    if record.status.is_owed() {
-                        owed.insert(&seq, id)?;
-                    } else {
-                        owed.remove(&seq)?;
-                    }
-                    if record.status == OrderStatus::Dead {
-                        dead.insert(id, &[] as &[u8])?;
-                    } else {
-                        dead.remove(id)?;
-                    }
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                },
-            )?,
+        let _guard = self.orders_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let index = self.index_change(record, record.status.is_owed())?;
+        Ok((
+            &self.orders,
+            &self.orders_owed,
+            &self.orders_dead,
+            &self.orders_by_customer,
+            &self.orders_heads,
+            &self.orders_due,
         )
+            .transaction(|(records, owed, dead, by_customer, heads, due)| {
+                records.insert(id, bytes.clone())?;
+                if record.status.is_owed() {
+                    owed.insert(&seq, id)?;
+                } else {
+                    owed.remove(&seq)?;
+                }
+                if record.status == OrderStatus::Dead {
+                    dead.insert(id, &[] as &[u8])?;
+                } else {
+                    dead.remove(id)?;
+                }
+                index.apply(by_customer, heads, due)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?)
     }
 
     fn retry_order_now(
