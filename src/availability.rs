@@ -1,7 +1,35 @@
 //! Pure: Bin rows and the channel map become the sellable quantity per channel (the policies are in docs/operations.md).
+//! A channel and its policy are defined here, as what a level is computed from; the file's
+//! `[[channels]]` and the admin's mapping are lists of them.
 
-use crate::config::{Channel, Policy};
+use serde::{Deserialize, Serialize};
+
 use crate::model::BinRow;
+
+/// How a channel turns a Bin into a sellable quantity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// `actual_qty` minus every reservation.
+    #[default]
+    ActualMinusReserved,
+    /// `actual_qty` as it is.
+    Actual,
+    /// `projected_qty` as it is.
+    Projected,
+}
+
+/// One sales channel of the shop and the warehouses that feed it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    pub name: String,
+    pub warehouses: Vec<String>,
+    #[serde(default)]
+    pub policy: Policy,
+    #[serde(default)]
+    pub buffer: f64,
+}
 
 /// Quantities are floats in ERPNext (fractional UOMs); round to this many decimals before
 /// rounding down, so that `2.9999999999` from float sums counts as 3.

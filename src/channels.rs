@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Channel;
+use crate::availability::Channel;
 use crate::erpnext::{ErpClient, ErpError};
 use crate::store::{Store, StoreError};
 
@@ -263,7 +263,7 @@ impl Channels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Policy;
+    use crate::availability::Policy;
 
     #[test]
     fn group_warehouses_stand_for_their_leaves() {

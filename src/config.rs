@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::availability::Channel;
+
 mod secret_files;
 
 /// A secret value: never printed, never logged.
@@ -64,31 +66,6 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
         key: key.into(),
         reason: reason.into(),
     }
-}
-
-/// How a channel turns a Bin into a sellable quantity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    /// `actual_qty` minus every reservation.
-    #[default]
-    ActualMinusReserved,
-    /// `actual_qty` as it is.
-    Actual,
-    /// `projected_qty` as it is.
-    Projected,
-}
-
-/// One sales channel of the shop and the warehouses that feed it.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Channel {
-    pub name: String,
-    pub warehouses: Vec<String>,
-    #[serde(default)]
-    pub policy: Policy,
-    #[serde(default)]
-    pub buffer: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -938,6 +915,7 @@ fn validate_orders(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::availability::Policy;
 
     const GOOD: &str = r#"
 [erpnext]

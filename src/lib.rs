@@ -11,13 +11,13 @@
 //! ```text
 //! store        ──▶ model                      (role traits; store/sled/ is the only sled code)
 //! erpnext      ──▶ store, http                (REST client, webhooks, setup/check, reconcile)
-//! channels     ──▶ erpnext, store             (the mapping: file or admin, resolved)
+//! channels     ──▶ availability, erpnext, store (the mapping: file or admin, resolved)
 //! metrics      ──▶ store (depths)
 //! monitor      ──▶ erpnext, store             (queue ages, reconcile passes)
 //! state        ──▶ channels, erpnext, metrics, monitor, store
 //! orders       ──▶ channels, erpnext, metrics, store (checks, money, queue, worker)
 //! inbound      ──▶ state, orders, metrics, store (signatures, POST /webhooks/erpnext and /webhooks/shop/orders)
-//! availability, shipments                     (pure)
+//! availability, shipments                     (pure; availability defines Channel and Policy)
 //! processor    ──▶ channels, erpnext, availability, shipments, metrics, store
 //! shop         ──▶ signing, http, metrics, store (client, retry, push agent, check)
 //! admin        ──▶ state, channels, monitor, shop, erpnext, availability, store
@@ -54,8 +54,10 @@
 //! - [`state`]: what the HTTP handlers share ([`state::AppState`]).
 //! - [`inbound`]: signature checks, `POST /webhooks/erpnext` → the inbox, and
 //!   `POST /webhooks/shop/orders` → the order records.
-//! - [`availability`] and [`shipments`]: pure: Bin rows to sellable levels; a Delivery Note to
-//!   the shop's shipments.
+//! - [`availability`] and [`shipments`]: pure: a channel ([`availability::Channel`], with its
+//!   [`availability::Policy`]) and Bin rows to sellable levels; a Delivery Note to the shop's
+//!   shipments. `config` names the channel type (the file's `[[channels]]`), so it lives here
+//!   and not in `channels`, which uses `erpnext` and through it `config`.
 //! - [`processor`]: inbox events → dirty items and documents → read back → levels and
 //!   shipments in the outbox.
 //! - [`shop`]: the shop client, the retry policy, the push agent (outbox → shop), the contract

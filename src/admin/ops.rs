@@ -6,8 +6,8 @@
 pub(crate) mod health;
 pub(crate) mod lookup;
 
+use crate::availability::Channel;
 use crate::channels::ChannelError;
-use crate::config::Channel;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;

@@ -11,7 +11,8 @@ use super::diagnose::{dead_letters_about, webhook_finding, Hook, HookFinding, Lo
 use super::fields::{rows, text};
 use super::order::{utc_date_and_time, Money, Names};
 use super::{relay_base, StagingError, DEFAULT_EMAIL, PREFIX};
-use crate::config::{Channel, Secret, Settings};
+use crate::availability::Channel;
+use crate::config::{Secret, Settings};
 use crate::erpnext::{ErpClient, ErpError};
 use crate::model::BinRow;
 use crate::shop::ShopClient;

@@ -11,7 +11,7 @@ use super::fields::{rows, text};
 use super::poll::{poll, Polled, Probe};
 use super::report::{fail, Outcome};
 use crate::availability::channel_level;
-use crate::config::Channel;
+use crate::availability::Channel;
 use crate::erpnext::ErpError;
 use crate::http::encode_segment;
 use crate::model::BinRow;

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::availability::channel_level;
+use crate::availability::Channel;
 use crate::channels::{ChannelError, WarehouseRow};
-use crate::config::Channel;
 use crate::erpnext::ErpError;
 use crate::model::BinRow;
 use crate::state::AppState;

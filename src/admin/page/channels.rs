@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use super::{see_other, signed_form, signed_in, Form, Pages, Refusal};
 use crate::admin::ops::lookup::{preview, warehouse_tree};
 use crate::admin::ops::put_in_force;
+use crate::availability::{Channel, Policy};
 use crate::channels::WarehouseRow;
-use crate::config::{Channel, ConfigError, Policy};
+use crate::config::ConfigError;
 use crate::state::AppState;
 use crate::telemetry::error_chain;
 
