@@ -7,6 +7,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+COPY testkit ./testkit
 COPY erpnext_webhook_setup ./erpnext_webhook_setup
 RUN cargo build --locked --release --bin shoprelay
 

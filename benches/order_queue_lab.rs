@@ -19,7 +19,7 @@ use serde_json::Value;
 use shoprelay::config::Settings;
 use shoprelay::signing::standard_signature;
 use shoprelay::startup::{Application, Relay, Workers};
-use shoprelay::testkit::{relay_toml, with_orders, ShopMock, SHOP_ORDER_SECRET};
+use shoprelay_testkit::{relay_toml, with_orders, ShopMock, SHOP_ORDER_SECRET};
 
 struct Phase {
     concurrency: usize,

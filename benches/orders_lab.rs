@@ -147,7 +147,7 @@ async fn main() {
         log: log.clone(),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (port, handle) = shoprelay::testkit::spawn_server(listener, 4, move |cfg| {
+    let (port, handle) = shoprelay_testkit::spawn_server(listener, 4, move |cfg| {
         cfg.app_data(proxy.clone())
             .default_service(web::to(forward));
     })

@@ -15,7 +15,7 @@ use actix_web::{web, HttpResponse};
 use shoprelay::config::Settings;
 use shoprelay::signing::frappe_signature;
 use shoprelay::startup::{Application, Workers};
-use shoprelay::testkit::{relay_toml, ErpEmulator, ShopMock, WEBHOOK_SECRET};
+use shoprelay_testkit::{relay_toml, ErpEmulator, ShopMock, WEBHOOK_SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -117,7 +117,7 @@ async fn bare_server() -> BenchResult<(SocketAddr, actix_web::dev::ServerHandle)
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     // Two workers, as the relay has.
-    let (_, handle) = shoprelay::testkit::spawn_server(listener, 2, |cfg| {
+    let (_, handle) = shoprelay_testkit::spawn_server(listener, 2, |cfg| {
         cfg.route(
             "/webhooks/erpnext",
             web::post().to(|_body: web::Bytes| async {
@@ -185,7 +185,11 @@ async fn ingest(rounds: usize, total: usize) -> BenchResult<()> {
 }
 
 async fn end_to_end(rate: u64, seconds: u64) -> BenchResult<()> {
-    let erp = ErpEmulator::start(WEBHOOK_SECRET).await?;
+    let erp = ErpEmulator::start(
+        WEBHOOK_SECRET,
+        shoprelay::erpnext::webhooks::for_site(Some(ErpEmulator::SKU_FIELD))?,
+    )
+    .await?;
     let shop = ShopMock::start().await?;
     let dir = tempfile_dir("e2e")?;
     // Reconcile off: only the webhooks may bring the changes (the emulator holds them already).
@@ -214,7 +218,7 @@ async fn end_to_end(rate: u64, seconds: u64) -> BenchResult<()> {
         let t = Instant::now();
         client
             .post(format!("{}/inventory/levels", shop.base_url()))
-            .bearer_auth(shoprelay::testkit::shop::SHOP_TOKEN)
+            .bearer_auth(shoprelay_testkit::shop::SHOP_TOKEN)
             .json(&serde_json::json!({"channel": "baseline", "levels": [{"sku": "X", "available": 1}]}))
             .send()
             .await?;
@@ -304,7 +308,7 @@ async fn bin_pager(
     let rows = web::Data::new(rows);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}", listener.local_addr()?);
-    let (_, handle) = shoprelay::testkit::spawn_server(listener, 1, move |cfg| {
+    let (_, handle) = shoprelay_testkit::spawn_server(listener, 1, move |cfg| {
         cfg.app_data(rows.clone())
             .route(
                 "/api/resource/{doctype}",

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::Settings;
-use crate::signing::standard_signature;
-use crate::startup::{Application, Relay, Workers};
-use crate::testkit::{
+use shoprelay::config::Settings;
+use shoprelay::erpnext::webhooks::for_site;
+use shoprelay::signing::standard_signature;
+use shoprelay::startup::{Application, Relay, Workers};
+use shoprelay_testkit::{
     relay_toml, with_orders, Delivery, ErpEmulator, ShopMock, SHOP_ORDER_SECRET, WEBHOOK_SECRET,
 };
 
@@ -149,7 +150,7 @@ fn step(title: &str, why: &str) {
 
 /// Runs the demo. Needs no configuration; keeps its data in a temporary directory.
 pub async fn run() -> DemoResult<()> {
-    let erp = ErpEmulator::start(WEBHOOK_SECRET).await?;
+    let erp = ErpEmulator::start(WEBHOOK_SECRET, for_site(Some(ErpEmulator::SKU_FIELD))?).await?;
     let shop = ShopMock::start().await?;
     let dir = std::env::temp_dir().join(format!("shoprelay-demo-{}", std::process::id()));
     let toml = with_orders(&relay_toml(&erp.url(), &shop.base_url(), &dir), &[]);
@@ -236,7 +237,7 @@ pub async fn run() -> DemoResult<()> {
         .submit_sales_order("SHOP-1002", &[("CHAIR", STORES, 2.0)])?;
     demo.send(&ds).await?;
     demo.wait_for_levels(&[("web", "CHAIR", 18)]).await?;
-    let transport = crate::testkit::erp::Transport {
+    let transport = shoprelay_testkit::erp::Transport {
         transporter_name: Some("DHL"),
         lr_no: Some("LR-4711"),
     };

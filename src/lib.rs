@@ -80,10 +80,14 @@
 //! - [`staging`]: `shoprelay staging-test`, the go-live cycle against a real ERPNext and shop:
 //!   a small driver in `staging/mod.rs`, one file per step around the run's context
 //!   (`staging/cycle.rs`).
-//! - [`demo`]: `shoprelay demo`, the relay between a simulated ERPNext and shop.
-//! - [`testkit`]: the ERPNext emulator, its REST front (`erp_front`: vouchers created over
-//!   REST, webhooks sent by a background worker) and the recording shop used by the demo and
-//!   the tests.
+//!
+//! Outside the library: the binary (`src/main.rs`, with `src/demo.rs`, `shoprelay demo`, the
+//! relay between a simulated ERPNext and shop), and the workspace crate `testkit/`
+//! (`shoprelay_testkit`: the ERPNext emulator, its REST front (`erp_front`: vouchers created
+//! over REST, webhooks sent by a background worker) and the reference shop, used by the demo,
+//! `shoprelay shop mock` and the tests). No module of the library uses the testkit, the demo or
+//! the staging test (only the binary and [`cli`] start it); `tests/it/module_graph.rs` fails when
+//! one does.
 
 pub mod admin;
 pub mod availability;
@@ -91,7 +95,6 @@ pub mod backoff;
 pub mod channels;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod erpnext;
 pub mod http;
 pub mod inbound;
@@ -110,4 +113,3 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
-pub mod testkit;

@@ -1,5 +1,7 @@
 //! The `shoprelay` command: parses the command line, sets up logging, runs a subcommand.
 
+mod demo;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -193,7 +195,7 @@ async fn main() -> ExitCode {
         }
         Command::Demo => {
             shoprelay::telemetry::init("error");
-            shoprelay::demo::run().await.map_err(|e| error_chain(&*e))
+            demo::run().await.map_err(|e| error_chain(&*e))
         }
     };
     match result {
@@ -307,12 +309,12 @@ async fn shop(command: ShopCommand) -> Result<(), String> {
         } => {
             let listener = std::net::TcpListener::bind(listen)
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let options = shoprelay::testkit::shop::MockOptions {
+            let options = shoprelay_testkit::shop::MockOptions {
                 token,
                 signing_secrets,
                 quirk: None,
             };
-            let shop = shoprelay::testkit::ShopMock::start_on(listener, options)
+            let shop = shoprelay_testkit::ShopMock::start_on(listener, options)
                 .map_err(|e| e.to_string())?;
             println!(
                 "reference shop listening; set shop.base_url = \"{}\" (Ctrl-C stops it)",

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use shoprelay::cli::admin::{run, AdminCommand, Target};
 use shoprelay::startup::Workers;
-use shoprelay::testkit::shop::Scripted;
+use shoprelay_testkit::shop::Scripted;
 
 /// Every JSON route, with a body where it needs one and the status the right token gets.
 fn json_routes() -> Vec<(Method, &'static str, Option<Value>, u16)> {

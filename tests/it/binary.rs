@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::{expected, wait_until, FINISHED, STORES};
-use shoprelay::testkit::{relay_toml, ErpEmulator, ShopMock, WEBHOOK_SECRET};
+use shoprelay_testkit::{relay_toml, ErpEmulator, ShopMock};
 
 struct Relay {
     child: Child,
@@ -44,7 +44,7 @@ fn terminate(mut relay: Relay) {
 }
 
 async fn setup() -> (ErpEmulator, ShopMock, tempfile::TempDir, std::path::PathBuf) {
-    let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+    let erp = common::emulator().await;
     let shop = ShopMock::start().await.expect("shop");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("shoprelay.toml");
@@ -396,7 +396,7 @@ async fn sigkill_between_the_sales_order_create_and_its_record_gives_one_sales_o
     use common::orders::{
         admin_order, post_order, sales_orders_of, with_orders, HoldingProxy, CHAIR,
     };
-    let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+    let erp = common::emulator().await;
     erp.save_item(CHAIR, &[]).expect("item");
     erp.stock_move(CHAIR, STORES, 10.0).expect("stock");
     let shop = ShopMock::start().await.expect("shop");
@@ -464,7 +464,7 @@ async fn sigkill_between_the_sales_order_create_and_its_record_gives_one_sales_o
 #[tokio::test]
 async fn sigkill_between_the_invoice_create_and_its_record_gives_one_invoice_and_one_payment() {
     use common::orders::{admin_order, order, post_order, HoldingProxy, CHAIR};
-    let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+    let erp = common::emulator().await;
     erp.save_item(CHAIR, &[]).expect("item");
     erp.stock_move(CHAIR, STORES, 10.0).expect("stock");
     let shop = ShopMock::start().await.expect("shop");

@@ -8,7 +8,7 @@ use crate::common;
 use crate::common::webdriver::{browser_or_skip, Browser};
 use common::{wait_until, Harness, STORES};
 use shoprelay::startup::Workers;
-use shoprelay::testkit::shop::Scripted;
+use shoprelay_testkit::shop::Scripted;
 
 async fn sign_in(b: &Browser, h: &Harness) {
     b.goto(&h.url("/admin/")).await;

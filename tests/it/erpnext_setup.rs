@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use shoprelay::cli::{erpnext_check, erpnext_setup};
 use shoprelay::erpnext::webhooks::for_site;
 use shoprelay::startup::Workers;
-use shoprelay::testkit::erp::{API_KEY, API_SECRET};
-use shoprelay::testkit::ErpEmulator;
+use shoprelay_testkit::erp::{API_KEY, API_SECRET};
+use shoprelay_testkit::ErpEmulator;
 
 async fn bare() -> Harness {
     Harness::start_on(

@@ -113,7 +113,7 @@ async fn refusals_have_json_bodies_and_store_nothing() {
     })
     .await;
     let url = h.url("/webhooks/erpnext");
-    let secret = shoprelay::testkit::WEBHOOK_SECRET;
+    let secret = shoprelay_testkit::WEBHOOK_SECRET;
     let good = br#"{"doctype": "Bin", "event": "on_change", "item_code": "A", "warehouse": "Stores - ACME"}"#;
 
     struct Case {

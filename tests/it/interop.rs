@@ -19,7 +19,7 @@ use serde_json::Value;
 use shoprelay::cli::shop_check;
 use shoprelay::config::Settings;
 use shoprelay::startup::Workers;
-use shoprelay::testkit::shop::SHOP_TOKEN;
+use shoprelay_testkit::shop::SHOP_TOKEN;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SHOP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/python_shop.py");
@@ -213,7 +213,7 @@ async fn shop_check_passes_against_the_library_based_shop() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let toml = pointed_at(
-        shoprelay::testkit::relay_toml("http://127.0.0.1:9", "unused", dir.path()),
+        shoprelay_testkit::relay_toml("http://127.0.0.1:9", "unused", dir.path()),
         &shop.base_url,
     );
     let settings = Settings::from_toml(&toml, &[]).expect("settings");

@@ -9,7 +9,7 @@
 use serde_json::Value;
 use shoprelay::config::Settings;
 use shoprelay::startup::{Application, Workers};
-use shoprelay::testkit::ShopMock;
+use shoprelay_testkit::ShopMock;
 
 fn lab() -> Option<(String, String, String, String)> {
     let env = crate::lab::env::env_or_skip("lab_admin")?;

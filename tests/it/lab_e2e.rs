@@ -22,8 +22,8 @@ use shoprelay::cli::{erpnext_setup, reconcile};
 use shoprelay::config::Settings;
 use shoprelay::erpnext::ErpClient;
 use shoprelay::startup::{Application, Workers};
-use shoprelay::testkit::shop::{MockOptions, SHOP_TOKEN};
-use shoprelay::testkit::ShopMock;
+use shoprelay_testkit::shop::{MockOptions, SHOP_TOKEN};
+use shoprelay_testkit::ShopMock;
 
 const ORDER_SECRET: &str = "whsec_bGFiLWUyZS1vcmRlci1zZWNyZXQ=";
 

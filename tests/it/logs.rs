@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 
 use common::{wait_until, STORES};
 use serde_json::Value;
-use shoprelay::testkit::shop::{MockOptions, Scripted, SHOP_TOKEN};
-use shoprelay::testkit::{erp, relay_toml, ErpEmulator, ShopMock, WEBHOOK_SECRET};
+use shoprelay_testkit::shop::{MockOptions, Scripted, SHOP_TOKEN};
+use shoprelay_testkit::{erp, relay_toml, ErpEmulator, ShopMock, WEBHOOK_SECRET};
 
 const ADMIN_TOKEN: &str = "log-test-admin-token-5f2a";
 const SIGNING_SECRET: &str = "whsec_bG9nLXRlc3Qtc2lnbmluZy1zZWNyZXQ=";
@@ -57,7 +57,7 @@ async fn relay_config(dir: &Path, erp: &ErpEmulator, shop: &ShopMock) -> std::pa
 
 #[tokio::test]
 async fn a_full_flow_logs_one_json_line_per_event_and_no_secret() {
-    let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+    let erp = common::emulator().await;
     let shop = ShopMock::start_with(MockOptions {
         token: SHOP_TOKEN.into(),
         signing_secrets: vec![SIGNING_SECRET.into()],
@@ -241,7 +241,7 @@ async fn a_full_flow_logs_one_json_line_per_event_and_no_secret() {
 
 #[tokio::test]
 async fn a_log_file_gets_plain_text_without_escape_codes() {
-    let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+    let erp = common::emulator().await;
     let shop = ShopMock::start().await.expect("shop");
     let dir = tempfile::tempdir().expect("tempdir");
     let toml = relay_toml(&erp.url(), &shop.base_url(), &dir.path().join("data"));

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use common::{wait_until, Harness, STORES};
 use shoprelay::startup::Workers;
-use shoprelay::testkit::shop::Scripted;
+use shoprelay_testkit::shop::Scripted;
 
 fn promtool() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -3,11 +3,16 @@
 //! module it names (a module naming its own submodules, as a parent declaring and re-exporting
 //! them does, is structure and not an edge), and neither the graph of modules nor the graph of
 //! top-level modules may hold a circle. A new import that closes a circle fails here, naming it.
+//! The binary's own files (`src/main.rs` and the modules it declares, such as the demo) are not
+//! the library; no module of the library may use the tools (the `shoprelay_testkit` crate), the
+//! demo or the staging test (only `cli` and the binary start it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
+/// A module's name and its code without comments and strings.
+type Source = (String, String);
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -232,18 +237,47 @@ fn edges_of(
     found
 }
 
-fn module_graph() -> Graph {
+/// The modules the binary declares (`mod NAME;` in `src/main.rs`): `src/NAME.rs` and
+/// `src/NAME/**` are the binary's, not the library's.
+fn binary_modules(src: &Path) -> BTreeSet<String> {
+    let main = std::fs::read_to_string(src.join("main.rs")).expect("read src/main.rs");
+    code_only(&main)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let l = l.strip_prefix("pub ").unwrap_or(l);
+            l.strip_prefix("mod ")?.strip_suffix(';').map(str::to_owned)
+        })
+        .collect()
+}
+
+/// (module, code without comments and strings) of every file of `src/`, the library's first and
+/// then the binary's (its own modules, named as the library would name them).
+fn sources() -> (Vec<Source>, Vec<Source>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let binary = binary_modules(&src);
     let mut files = Vec::new();
     rust_files(&src, &mut files);
-    let mods: Vec<(String, String)> = files
-        .iter()
-        .filter_map(|f| {
-            let m = module_of(&src, f)?;
-            let text = std::fs::read_to_string(f).expect("read a source file");
-            Some((m, code_only(&text)))
-        })
-        .collect();
+    let mut library = Vec::new();
+    let mut bin = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("read a source file");
+        let Some(m) = module_of(&src, f) else {
+            bin.push(("main".to_owned(), code_only(&text)));
+            continue;
+        };
+        let top = m.split("::").next().unwrap_or_default();
+        if binary.contains(top) {
+            bin.push((m, code_only(&text)));
+        } else {
+            library.push((m, code_only(&text)));
+        }
+    }
+    (library, bin)
+}
+
+fn module_graph() -> Graph {
+    let mods = sources().0;
     let modules: BTreeSet<String> = mods.iter().map(|(m, _)| m.clone()).collect();
     let mut graph = Graph::new();
     for (m, code) in &mods {
@@ -369,7 +403,6 @@ fn no_module_uses_a_module_that_uses_it_back() {
         ("shop::agent", "metrics"),
         ("erpnext::reconcile", "erpnext::client"),
         ("shop::client", "signing"),
-        ("testkit::erp", "testkit"),
     ] {
         assert!(
             graph.get(from).is_some_and(|t| t.contains(to)),
@@ -471,4 +504,88 @@ fn the_sled_check_tells_the_crate_from_the_module() {
         "mod sled;\nuse self::sled::SledStore;\n// sled::Db in a comment\nlet s = \"sled=warn\";\nlet t: sled::Tree;\nuse ::sled::Db;\nfn sledge() {}\n",
     );
     assert_eq!(names_sled_crate(&code), vec![5, 6]);
+}
+
+/// What the library must not use: the tools (the testkit crate `shoprelay_testkit`, or a module
+/// of that name), the demo, and the staging test (which only the CLI starts: the binary and
+/// `cli`). One line per offence.
+fn fence_offences(library: &[Source], graph: &Graph) -> Vec<String> {
+    let top = |m: &str| m.split("::").next().unwrap_or_default().to_owned();
+    let mut out = Vec::new();
+    for (m, code) in library {
+        let names_testkit = code
+            .match_indices("shoprelay_testkit")
+            .any(|(i, w)| !code[i + w.len()..].starts_with(|c: char| is_ident(c)));
+        if names_testkit {
+            out.push(format!("{m} uses the testkit crate (shoprelay_testkit)"));
+        }
+    }
+    for (from, tos) in graph {
+        for to in tos {
+            let (f, t) = (top(from), top(to));
+            let forbidden = match t.as_str() {
+                "testkit" | "demo" => f != t,
+                "staging" => f != t && f != "cli",
+                _ => false,
+            };
+            if forbidden {
+                out.push(format!("{from} uses {to}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_relay_uses_neither_the_tools_nor_the_demo_nor_the_staging_test() {
+    let (library, binary) = sources();
+    // The reader sees the binary's use of the testkit, so the check cannot pass by accident.
+    assert!(
+        binary
+            .iter()
+            .any(|(m, code)| m == "demo" && code.contains("shoprelay_testkit::")),
+        "the demo (a module of the binary) should use shoprelay_testkit; the reader is broken"
+    );
+    assert!(
+        library.iter().all(|(m, _)| m != "demo" && m != "main"),
+        "the demo and main.rs are the binary's"
+    );
+    let graph = module_graph();
+    let offences = fence_offences(&library, &graph);
+    assert!(
+        offences.is_empty(),
+        "relay code must not use the tools, the demo or the staging test:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn an_import_of_the_tools_into_the_relay_is_named() {
+    let library = vec![
+        (
+            "processor".to_owned(),
+            code_only("use shoprelay_testkit::ShopMock;\n// shoprelay_testkit in a comment\n"),
+        ),
+        (
+            "shop::agent".to_owned(),
+            code_only("let s = \"shoprelay_testkit\";"),
+        ),
+    ];
+    let mut graph = Graph::new();
+    for (a, b) in [
+        ("shop::agent", "staging"),
+        ("cli", "staging::order"),
+        ("staging::order", "model"),
+        ("admin", "demo"),
+    ] {
+        graph.entry(a.to_owned()).or_default().insert(b.to_owned());
+    }
+    assert_eq!(
+        fence_offences(&library, &graph),
+        vec![
+            "processor uses the testkit crate (shoprelay_testkit)".to_owned(),
+            "admin uses demo".into(),
+            "shop::agent uses staging".into(),
+        ]
+    );
 }

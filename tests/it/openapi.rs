@@ -6,7 +6,7 @@ use crate::common;
 
 use common::{ship_and_track, wait_until, Harness, DHL_LR_1, STORES};
 use serde_json::{json, Value};
-use shoprelay::testkit::shop::SHOP_TOKEN;
+use shoprelay_testkit::shop::SHOP_TOKEN;
 
 const SPEC: &str = include_str!("../../shop_adapter_spec/openapi.yaml");
 const METHODS: [&str; 4] = ["get", "put", "post", "delete"];

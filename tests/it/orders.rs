@@ -457,7 +457,7 @@ async fn an_order_survives_a_restart_while_erpnext_is_down() {
     // A second relay on the same data (the first stopped) finds the order still owed.
     let erp = h.erp.url();
     let data = h.dir.path().join("data");
-    let toml = with_orders(shoprelay::testkit::relay_toml(
+    let toml = with_orders(shoprelay_testkit::relay_toml(
         &erp,
         &h.shop.base_url(),
         &data,

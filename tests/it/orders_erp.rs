@@ -6,7 +6,7 @@ use shoprelay::config::Settings;
 use shoprelay::erpnext::ErpClient;
 use shoprelay::orders::model::{OrderSettings, ShopOrder};
 use shoprelay::orders::worker::{place, OrderContext, PlaceError, Placed};
-use shoprelay::testkit::{relay_toml, ErpEmulator, WEBHOOK_SECRET};
+use shoprelay_testkit::{relay_toml, ErpEmulator};
 
 const STORES: &str = "Stores - ACME";
 
@@ -26,7 +26,7 @@ fn settings() -> OrderSettings {
 }
 
 async fn site_with(edit: impl FnOnce(&mut OrderContext)) -> Site {
-    let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+    let erp = crate::common::emulator().await;
     erp.add_item("SKU-1", Some(12.0), &[]);
     erp.add_item("SKU-2", Some(5.0), &[]);
     erp.add_custom_field("Customer", "shop_loyalty_tier");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::{wait_until, Harness, STORES};
 use serde_json::{json, Value};
 use shoprelay::startup::Workers;
-use shoprelay::testkit::erp::Transport;
+use shoprelay_testkit::erp::Transport;
 
 const DHL: Transport<'static> = Transport {
     transporter_name: Some("DHL"),
@@ -435,7 +435,7 @@ async fn a_refused_shipment_is_dead_lettered_and_retried_with_its_current_state(
     let h = Harness::start(Workers::Background).await;
     let so = order(&h, "SHOP-8", &[("A", STORES, 1.0)]).await;
     quiet(&h).await;
-    h.shop.script([shoprelay::testkit::Scripted {
+    h.shop.script([shoprelay_testkit::Scripted {
         status: 409,
         headers: vec![],
         body: r#"{"error": "order SHOP-8 is archived"}"#.into(),

@@ -6,8 +6,8 @@ use crate::common;
 use common::{wait_until, Harness, STORES};
 use shoprelay::cli::shop_check;
 use shoprelay::config::Settings;
-use shoprelay::testkit::shop::{MockOptions, Quirk, SHOP_TOKEN};
-use shoprelay::testkit::{relay_toml, ShopMock};
+use shoprelay_testkit::shop::{MockOptions, Quirk, SHOP_TOKEN};
+use shoprelay_testkit::{relay_toml, ShopMock};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const NEW_SECRET: &str = "whsec_bmV3LXNlY3JldC1mb3ItdGVzdHMtMDEyMzQ1Njc=";

@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use shoprelay::signing::standard_signature;
-use shoprelay::testkit::shop::{MockOptions, SHOP_TOKEN};
-use shoprelay::testkit::ShopMock;
+use shoprelay_testkit::shop::{MockOptions, SHOP_TOKEN};
+use shoprelay_testkit::ShopMock;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const KEY: &str = "3f9a1c0de4b5a6978812aa0b5c6d7e8f";

@@ -9,10 +9,10 @@ use shoprelay::config::Settings;
 use shoprelay::staging::report::{Outcome, Report};
 use shoprelay::staging::{run, Options, StagingError};
 use shoprelay::startup::{Application, Workers};
-use shoprelay::testkit::erp::{API_KEY, API_SECRET};
-use shoprelay::testkit::erp_front::ErpFront;
-use shoprelay::testkit::shop::MockOptions;
-use shoprelay::testkit::{relay_toml, ErpEmulator, Scripted, ShopMock};
+use shoprelay_testkit::erp::{API_KEY, API_SECRET};
+use shoprelay_testkit::erp_front::ErpFront;
+use shoprelay_testkit::shop::MockOptions;
+use shoprelay_testkit::{relay_toml, ErpEmulator, Scripted, ShopMock};
 
 const ORDER_SECRET: &str = "whsec_c3RhZ2luZy10ZXN0LW9yZGVyLXNlY3JldA==";
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{expected, wait_until, Harness, ELSEWHERE, FINISHED, STORES};
 use shoprelay::startup::Workers;
-use shoprelay::testkit::Scripted;
+use shoprelay_testkit::Scripted;
 
 /// The levels requests the shop received, as (channel, sku, available) in arrival order.
 fn pushed(h: &Harness) -> Vec<(String, String, u64)> {

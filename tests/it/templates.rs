@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use shoprelay::erpnext::webhooks::{shipped, WebhookDoc};
 use shoprelay::inbound::erpnext::parse_event;
 use shoprelay::signing::frappe_signature;
-use shoprelay::testkit::frappe::{as_dict, fields, render, RenderError};
+use shoprelay_testkit::frappe::{as_dict, fields, render, RenderError, Webhook};
 
 const HOSTILE: &str = "Lager \"M\u{fc}nchen\" \\ </script> {{ doc.name }} {% raw %} \u{20ac}\u{1f600}\n\ttab 'quote' <&>";
 
@@ -46,8 +46,13 @@ fn filled(doctype: &str, value: &str) -> Value {
     as_dict(doctype, value, "2026-11-26 10:00:00.123456", 1, &values)
 }
 
+/// The relay's Webhook document as the emulated site reads it.
+fn emulated(hook: &WebhookDoc) -> Webhook {
+    Webhook::from_doc(hook).expect("a Webhook document")
+}
+
 fn check(hook: &WebhookDoc, doc: &Value) -> Value {
-    let d = render(hook, doc, Some("secret"), "http://relay")
+    let d = render(&emulated(hook), doc, Some("secret"), "http://relay")
         .unwrap_or_else(|e| panic!("{}: {e}", hook.name));
     // The wire bytes are pure ASCII (ensure_ascii) and signed as sent.
     assert!(d.body.is_ascii(), "{}", hook.name);
@@ -104,7 +109,7 @@ fn a_template_using_doc_dot_items_is_caught() {
     hook.webhook_json = hook.webhook_json.replace("doc[\"items\"]", "doc.items");
     let doc = filled("Sales Order", "x");
     assert!(matches!(
-        render(&hook, &doc, Some("s"), "http://r"),
+        render(&emulated(&hook), &doc, Some("s"), "http://r"),
         Err(RenderError::DictMethod { .. })
     ));
 }

@@ -6,8 +6,8 @@ use crate::common;
 
 use common::{settle_counts, Harness, FINISHED, STORES};
 use shoprelay::startup::Workers;
-use shoprelay::testkit::erp::StockLine;
-use shoprelay::testkit::Delivery;
+use shoprelay_testkit::erp::StockLine;
+use shoprelay_testkit::Delivery;
 
 /// The sellable level on `web` (Stores + Finished Goods, actual minus reservations), as the
 /// emulated ERPNext holds it now.

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use shoprelay::config::Settings;
+use shoprelay::erpnext::webhooks::for_site;
 use shoprelay::startup::{Application, Relay, Workers};
-use shoprelay::testkit::shop::MockOptions;
-use shoprelay::testkit::{relay_toml, Delivery, ErpEmulator, ShopMock, WEBHOOK_SECRET};
+use shoprelay_testkit::shop::MockOptions;
+use shoprelay_testkit::{relay_toml, Delivery, ErpEmulator, ShopMock, WEBHOOK_SECRET};
 
 pub const STORES: &str = "Stores - ACME";
 pub const FINISHED: &str = "Finished Goods - ACME";
@@ -35,7 +36,7 @@ impl Harness {
 
     /// Starts with the standard configuration, edited by `edit`.
     pub async fn start_with(workers: Workers, edit: impl FnOnce(String) -> String) -> Self {
-        let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+        let erp = emulator().await;
         Self::start_on(erp, workers, edit).await
     }
 
@@ -85,11 +86,11 @@ impl Harness {
     /// A relay that signs pushes with `relay_secrets` and a shop that verifies `shop_secret`.
     pub async fn start_signed(relay_secrets: &[&str], shop_secret: &str) -> Self {
         let shop = MockOptions {
-            token: shoprelay::testkit::shop::SHOP_TOKEN.into(),
+            token: shoprelay_testkit::shop::SHOP_TOKEN.into(),
             signing_secrets: vec![shop_secret.into()],
             quirk: None,
         };
-        let erp = ErpEmulator::start(WEBHOOK_SECRET).await.expect("emulator");
+        let erp = emulator().await;
         let list = serde_json::to_string(relay_secrets).expect("secrets");
         Self::start_full(erp, shop, Workers::Background, |t| {
             t.replace(
@@ -201,6 +202,15 @@ pub async fn settle_counts(h: &Harness, ds: Vec<Delivery>) -> u64 {
     h.erp.list_reads("Bin") - before
 }
 
+/// An emulated site with the relay's shipped Webhook documents installed, signing with
+/// [`WEBHOOK_SECRET`].
+pub async fn emulator() -> ErpEmulator {
+    let hooks = for_site(Some(ErpEmulator::SKU_FIELD)).expect("the shipped Webhook documents");
+    ErpEmulator::start(WEBHOOK_SECRET, hooks)
+        .await
+        .expect("emulator")
+}
+
 /// Steps a relay's processor and pusher until both are idle (manual mode).
 pub async fn settle(relay: &Relay) {
     for _ in 0..10_000 {
@@ -272,7 +282,7 @@ pub async fn ship_and_track(h: &Harness, tracking_url: Option<&str>) -> (String,
 }
 
 /// A delivery note's own transport details: carrier DHL, transport receipt LR-1.
-pub const DHL_LR_1: shoprelay::testkit::erp::Transport = shoprelay::testkit::erp::Transport {
+pub const DHL_LR_1: shoprelay_testkit::erp::Transport = shoprelay_testkit::erp::Transport {
     transporter_name: Some("DHL"),
     lr_no: Some("LR-1"),
 };

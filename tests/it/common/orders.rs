@@ -8,10 +8,10 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use shoprelay::signing::standard_signature;
-use shoprelay::testkit::erp::{API_KEY, API_SECRET};
+use shoprelay_testkit::erp::{API_KEY, API_SECRET};
 
 /// The shop's order-signing secret.
-pub const SHOP_SECRET: &str = shoprelay::testkit::SHOP_ORDER_SECRET;
+pub const SHOP_SECRET: &str = shoprelay_testkit::SHOP_ORDER_SECRET;
 /// An older secret the relay still accepts while the shop rotates.
 pub const OLD_SHOP_SECRET: &str = "whsec_b2xkLXNob3Atc2VjcmV0LWZvci10ZXN0cw==";
 /// The item every test order buys, stocked in Stores.
@@ -20,7 +20,7 @@ pub const CHAIR: &str = "CHAIR";
 /// `relay_toml` text with the shop's order secrets (the current and a rotated-out one) and an
 /// `[orders]` section that retries fast.
 pub fn with_orders(toml: String) -> String {
-    shoprelay::testkit::with_orders(&toml, &[OLD_SHOP_SECRET])
+    shoprelay_testkit::with_orders(&toml, &[OLD_SHOP_SECRET])
 }
 
 /// Seconds since the epoch.
@@ -199,7 +199,7 @@ impl HoldingProxy {
             http: reqwest::Client::new(),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let (port, handle) = shoprelay::testkit::spawn_server(listener, 2, move |cfg| {
+        let (port, handle) = shoprelay_testkit::spawn_server(listener, 2, move |cfg| {
             cfg.app_data(data.clone()).default_service(web::to(forward));
         })
         .expect("proxy");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use shoprelay::config::Settings;
 use shoprelay::startup::{Application, Relay, Workers};
-use shoprelay::testkit::ShopMock;
+use shoprelay_testkit::ShopMock;
 
 pub struct Lab {
     pub url: String,
@@ -296,7 +296,7 @@ policy = "actual"
             key = self.key,
             secret = self.secret,
             wh = self.warehouse,
-            token = shoprelay::testkit::shop::SHOP_TOKEN,
+            token = shoprelay_testkit::shop::SHOP_TOKEN,
         )
     }
 }

@@ -29,7 +29,7 @@ pub fn bench_setup(bench: &str, default_orders: usize) -> Option<(LabEnv, usize)
 /// A client for `url` (the lab, or a proxy in front of it) with the lab's credentials.
 pub fn client(url: &str, key: &str, secret: &str) -> ErpClient {
     let dir = std::env::temp_dir();
-    let toml = shoprelay::testkit::relay_toml(url, "http://127.0.0.1:9", &dir);
+    let toml = shoprelay_testkit::relay_toml(url, "http://127.0.0.1:9", &dir);
     let s = Settings::from_toml(
         &toml,
         &[("erpnext_api_key", key), ("erpnext_api_secret", secret)],

@@ -16,9 +16,6 @@ use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
-use crate::inbound::signature::verify_standard;
-
 /// The bearer token the mock shop expects.
 pub const SHOP_TOKEN: &str = "shop-token";
 
@@ -347,13 +344,12 @@ fn push_headers<'a>(
     if options.signing_secrets.is_empty() || options.quirk == Some(Quirk::IgnoresSignature) {
         return Ok(());
     }
-    let secrets: Vec<Secret> = options.signing_secrets.iter().map(Secret::new).collect();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    verify_standard(
-        &secrets,
+    crate::sign::check_standard(
+        &options.signing_secrets,
         header("webhook-id"),
         header("webhook-timestamp"),
         header("webhook-signature"),

@@ -213,13 +213,25 @@ async fn pass_through(req: HttpRequest, body: web::Bytes, front: Shared) -> Http
     }
 }
 
+/// A URL path segment, percent-encoded (everything but RFC 3986's unreserved characters).
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A document of the emulator, read over its REST API.
 async fn emulator_doc(front: &Front, doctype: &str, name: &str) -> Option<Value> {
     let url = format!(
         "{}/api/resource/{}/{}",
         front.erp.url(),
-        crate::http::encode_segment(doctype),
-        crate::http::encode_segment(name)
+        encode_segment(doctype),
+        encode_segment(name)
     );
     let resp = front
         .http

@@ -1,5 +1,10 @@
-//! The ERPNext emulator (with its Webhook conditions and stock vouchers) and the recording shop,
-//! shared by `shoprelay demo` and the tests, plus helpers to run a relay between them.
+//! The tools of shoprelay, kept out of the relay itself: the ERPNext emulator (with its Webhook
+//! conditions, stock vouchers and Sales Orders) and the reference shop, used by `shoprelay demo`,
+//! `shoprelay shop mock` and the tests, plus helpers to run a relay between them. The crate does
+//! not depend on the relay: it plays ERPNext and the shop with its own reading of their rules
+//! (signatures, timestamps, Webhook documents), so the tests check the relay against a second
+//! implementation rather than against itself. The relay's code never imports it
+//! (`tests/it/module_graph.rs`); only the binary's `demo` and `shop mock` do.
 
 pub mod condition;
 pub mod erp;
@@ -7,6 +12,8 @@ pub mod erp_front;
 pub mod frappe;
 pub mod pyjson;
 pub mod shop;
+pub mod sign;
+pub mod timestamp;
 
 pub use erp::ErpEmulator;
 pub use frappe::Delivery;

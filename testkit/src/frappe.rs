@@ -7,8 +7,43 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::pyjson;
-use crate::erpnext::webhooks::WebhookDoc;
-use crate::signing::frappe_signature;
+
+/// The base of a Webhook's `request_url` that is replaced with the relay's address when a
+/// request is sent (`https://shoprelay.invalid`, the base of the relay's shipped documents).
+pub const PLACEHOLDER_BASE: &str = "https://shoprelay.invalid";
+
+/// A row of a Webhook's `webhook_headers` table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebhookHeader {
+    pub key: String,
+    pub value: String,
+}
+
+/// The fields of ERPNext's Webhook doctype that the emulated site reads to send a request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Webhook {
+    pub name: String,
+    pub webhook_doctype: String,
+    pub webhook_docevent: String,
+    #[serde(default)]
+    pub enabled: u8,
+    #[serde(default)]
+    pub condition: String,
+    pub request_url: String,
+    #[serde(default)]
+    pub webhook_json: String,
+    #[serde(default)]
+    pub enable_security: u8,
+    #[serde(default)]
+    pub webhook_headers: Vec<WebhookHeader>,
+}
+
+impl Webhook {
+    /// A Webhook document given as JSON (any value with the doctype's fields).
+    pub fn from_doc(doc: impl serde::Serialize) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::to_value(doc)?)
+    }
+}
 
 #[derive(serde::Deserialize)]
 struct DoctypeFile {
@@ -194,7 +229,7 @@ const DICT_METHODS: [&str; 10] = [
 /// security off, no signature);
 /// `relay_base` replaces the placeholder base of `request_url`.
 pub fn render(
-    webhook: &WebhookDoc,
+    webhook: &Webhook,
     doc: &Value,
     secret: Option<&str>,
     relay_base: &str,
@@ -228,12 +263,11 @@ pub fn render(
     })?;
     let body = pyjson::dumps(&data).into_bytes();
     let signature = secret
-        .map(|s| frappe_signature(s, &body))
+        .map(|s| crate::sign::frappe(s, &body))
         .unwrap_or_default();
-    let url =
-        webhook
-            .request_url
-            .replacen(crate::erpnext::webhooks::PLACEHOLDER_BASE, relay_base, 1);
+    let url = webhook
+        .request_url
+        .replacen(PLACEHOLDER_BASE, relay_base, 1);
     Ok(Delivery {
         webhook: webhook.name.clone(),
         reference: doc["name"].as_str().unwrap_or_default().to_owned(),

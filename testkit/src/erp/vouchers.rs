@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{add, insert_sle, ErpEmulator, State};
-use crate::testkit::frappe::{as_dict, Delivery, RenderError};
+use crate::frappe::{as_dict, Delivery, RenderError};
 
 /// One row of a stock voucher: `qty` of `item` leaves `from` and/or enters `to`. For a Stock
 /// Reconciliation `qty` is the counted quantity in `to`.

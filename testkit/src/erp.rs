@@ -16,8 +16,8 @@ pub use vouchers::StockLine;
 
 use super::condition;
 use super::frappe::{as_dict, render, Delivery, RenderError};
-use crate::erpnext::webhooks::{for_site, WebhookDoc};
-use crate::model::Modified;
+use crate::frappe::{Webhook, PLACEHOLDER_BASE};
+use crate::timestamp;
 
 #[path = "erp_orders.rs"]
 mod orders;
@@ -64,13 +64,13 @@ impl State {
     /// The site's time in its time zone, as `modified` prints it.
     fn local_now(&self) -> String {
         let offset = zone_offset(&self.zone).unwrap_or(0);
-        Modified::from_micros(self.utc_us + offset * 1_000_000).0
+        timestamp::format(self.utc_us + offset * 1_000_000)
     }
 
     /// Time passes until the site's local time is at least `modified`.
     fn advance_to(&mut self, modified: &str) {
         let offset = zone_offset(&self.zone).unwrap_or(0);
-        if let Some(local) = Modified(modified.to_owned()).micros() {
+        if let Some(local) = timestamp::micros(modified) {
             self.utc_us = self.utc_us.max(local - offset * 1_000_000);
         }
     }
@@ -105,7 +105,7 @@ impl State {
             .docs
             .iter()
             .filter(|((dt, _), _)| dt == "Webhook")
-            .filter_map(|(_, v)| serde_json::from_value::<WebhookDoc>(v.clone()).ok())
+            .filter_map(|(_, v)| serde_json::from_value::<Webhook>(v.clone()).ok())
             .filter(|w| {
                 w.enabled == 1 && w.webhook_doctype == doctype && w.webhook_docevent == event
             });
@@ -251,15 +251,21 @@ impl ErpEmulator {
     /// The Item field the emulated site keeps its shop SKUs in.
     pub const SKU_FIELD: &'static str = "shop_sku";
 
-    /// Starts the emulator on a loopback port with the shipped Webhook documents installed
-    /// (for a relay whose `erpnext.sku_field` is [`ErpEmulator::SKU_FIELD`]), signed with
-    /// `webhook_secret`.
-    pub async fn start(webhook_secret: &str) -> std::io::Result<Self> {
+    /// Starts the emulator on a loopback port with `webhooks` installed (Webhook documents, as
+    /// the relay ships them for an `erpnext.sku_field` of [`ErpEmulator::SKU_FIELD`]), signed
+    /// with `webhook_secret`.
+    pub async fn start(
+        webhook_secret: &str,
+        webhooks: impl serde::Serialize,
+    ) -> std::io::Result<Self> {
+        let hooks = match serde_json::to_value(webhooks).map_err(std::io::Error::other)? {
+            Value::Array(hooks) => hooks,
+            other => vec![other],
+        };
         let emulator = Self::start_bare().await?;
-        for hook in for_site(Some(Self::SKU_FIELD)).map_err(std::io::Error::other)? {
-            let mut doc = match serde_json::to_value(&hook) {
-                Ok(Value::Object(m)) => m,
-                _ => Map::new(),
+        for hook in hooks {
+            let Value::Object(mut doc) = hook else {
+                return Err(std::io::Error::other("a Webhook document is a JSON object"));
             };
             doc.insert("webhook_secret".into(), json!(webhook_secret));
             emulator
@@ -273,7 +279,7 @@ impl ErpEmulator {
     /// Starts an emulated site with no Webhook documents (as a fresh ERPNext).
     pub async fn start_bare() -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(State {
-            relay_base: crate::erpnext::webhooks::PLACEHOLDER_BASE.to_owned(),
+            relay_base: PLACEHOLDER_BASE.to_owned(),
             secrets: BTreeMap::new(),
             may_write_webhooks: true,
             unreadable: Default::default(),
@@ -1030,7 +1036,7 @@ fn compare(field: &str, a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
         (Value::String(x), Value::String(y)) if field == "modified" || field == "creation" => {
-            Some(Modified(x.clone()).cmp(&Modified(y.clone())))
+            Some(timestamp::cmp(x, y))
         }
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
         (Value::Number(x), Value::String(y)) => x.as_f64()?.partial_cmp(&y.parse::<f64>().ok()?),

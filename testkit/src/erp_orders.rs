@@ -26,7 +26,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::{add, frappe_error, guarded, matches, ErpEmulator, Shared, State};
-use crate::testkit::frappe::{as_dict, fields as doctype_fields, Delivery};
+use crate::frappe::{as_dict, fields as doctype_fields, Delivery};
 
 /// The order side's state inside the emulator.
 #[derive(Default)]
