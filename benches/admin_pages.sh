@@ -13,7 +13,7 @@ cat >$work/relay.toml <<TOML
 [server]
 listen = "127.0.0.1:0"
 data_dir = "$work/data"
-admin_token = "bench-token"
+admin_token = "bench-admin-token-0123456789"
 [erpnext]
 url = "http://127.0.0.1:9"
 api_key = "k"
@@ -33,7 +33,7 @@ TOML
 $bin serve --config $work/relay.toml >$work/relay.out 2>/dev/null & pids+=($!)
 for _ in $(seq 100); do grep -q 'listening on' $work/relay.out && break; sleep 0.1; done
 r=$(sed -n 's/.*listening on \(.*\)/\1/p' $work/relay.out)
-cookie=$(curl -s -D - -o /dev/null -d token=bench-token http://$r/admin/login | sed -n 's/^set-cookie: \([^;]*\).*/\1/Ip')
+cookie=$(curl -s -D - -o /dev/null -d token=bench-admin-token-0123456789 http://$r/admin/login | sed -n 's/^set-cookie: \([^;]*\).*/\1/Ip')
 measure() { # name url [cookie]
   local f=$work/t; : > $f
   for i in $(seq 300); do curl -s -o /dev/null -w '%{time_total} %{size_download}\n' ${3:+-H "Cookie: $3"} "$2" >> $f; done

@@ -78,7 +78,22 @@ pub struct ServerSettings {
     pub workers: usize,
     /// How long a delivery's body hash is remembered for de-duplication.
     pub dedup_window_secs: u64,
+    /// How long a request body may take to arrive once its head is in (408 after).
+    pub body_timeout_secs: u64,
+    /// Bytes of request bodies held at once, summed over all requests being read; a body
+    /// that would pass it is refused with 503 (so slow senders cannot fill memory).
+    pub max_body_bytes_in_flight: usize,
+    /// Entries (`v1,...`) read from a `webhook-signature` header; more are refused with 400.
+    pub max_signature_entries: usize,
+    /// Wrong admin tokens (sign-in form or bearer) a client address may try at once, before
+    /// each further attempt waits for `admin_failure_refill_secs`.
+    pub admin_failures_burst: u32,
+    /// Seconds after which a client address may try one more wrong admin token.
+    pub admin_failure_refill_secs: u64,
 }
+
+/// The shortest admin token the relay starts with.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct ErpnextSettings {
@@ -111,6 +126,8 @@ pub struct ShopSettings {
     pub webhook_secrets: Vec<Secret>,
     pub max_batch: usize,
     pub timeout_secs: u64,
+    /// Bytes of a shop answer read (an error's explanation); the rest is dropped unread.
+    pub max_answer_bytes: usize,
     /// The delay before each attempt of a push, the first at once: a push is tried
     /// `retry_schedule.len()` times, then dead-lettered.
     pub retry_schedule: Vec<std::time::Duration>,
@@ -344,6 +361,11 @@ struct RawServer {
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     dedup_window_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    max_body_bytes_in_flight: Option<usize>,
+    max_signature_entries: Option<usize>,
+    admin_failures_burst: Option<u32>,
+    admin_failure_refill_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -389,6 +411,7 @@ struct RawShop {
     webhook_secret: Option<OneOrMany>,
     max_batch: Option<usize>,
     timeout_secs: Option<u64>,
+    max_answer_bytes: Option<usize>,
     retry_schedule_secs: Option<Vec<f64>>,
     /// Replaced by `retry_schedule_secs`; named in the error.
     retry_base_ms: Option<toml::Value>,
@@ -456,7 +479,8 @@ fn env_pairs(env: EnvOverrides) -> EnvOverrides {
     // Empty variables count as unset, so `SHOPRELAY_SHOP_TOKEN=` does not blank a file value.
     let keep = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
     EnvOverrides {
-        admin_token: keep(env.admin_token),
+        // An admin token of only spaces is refused rather than ignored (see `admin_token`).
+        admin_token: env.admin_token.filter(|s| !s.is_empty()),
         erpnext_api_key: keep(env.erpnext_api_key),
         erpnext_api_secret: keep(env.erpnext_api_secret),
         erpnext_webhook_secrets: keep(env.erpnext_webhook_secrets),
@@ -494,6 +518,31 @@ fn required_secret(
             ),
         )),
     }
+}
+
+/// `server.admin_token` (or `SHOPRELAY_ADMIN_TOKEN`, which wins): absent or empty disables the
+/// admin API and pages; otherwise it must hold at least [`MIN_ADMIN_TOKEN_CHARS`] characters
+/// and not only spaces, or the relay does not start (a short token is guessed quickly).
+fn admin_token(env: Option<String>, file: Option<String>) -> Result<Option<Secret>, ConfigError> {
+    let (source, token) = match (env, file) {
+        (Some(t), _) => ("SHOPRELAY_ADMIN_TOKEN", t),
+        (None, Some(t)) if !t.is_empty() => ("server.admin_token", t),
+        _ => return Ok(None),
+    };
+    if token.trim().is_empty() {
+        return Err(invalid(
+            "server.admin_token",
+            format!("(from {source}) holds only spaces; set a random token of at least {MIN_ADMIN_TOKEN_CHARS} characters, or leave it out to disable the admin API"),
+        ));
+    }
+    let chars = token.chars().count();
+    if chars < MIN_ADMIN_TOKEN_CHARS {
+        return Err(invalid(
+            "server.admin_token",
+            format!("(from {source}) is {chars} characters long; it must be at least {MIN_ADMIN_TOKEN_CHARS} (e.g. `openssl rand -hex 16`)"),
+        ));
+    }
+    Ok(Some(Secret(token)))
 }
 
 fn url(key: &str, value: Option<String>) -> Result<reqwest::Url, ConfigError> {
@@ -619,11 +668,7 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
             .server
             .data_dir
             .unwrap_or_else(|| "shoprelay-data".into()),
-        admin_token: env
-            .admin_token
-            .or(raw.server.admin_token)
-            .filter(|s| !s.is_empty())
-            .map(Secret),
+        admin_token: admin_token(env.admin_token, raw.server.admin_token)?,
         public_url: raw.server.public_url,
         max_body_bytes: positive(
             "server.max_body_bytes",
@@ -634,7 +679,36 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
             "server.dedup_window_secs",
             raw.server.dedup_window_secs.unwrap_or(900),
         )?,
+        body_timeout_secs: positive(
+            "server.body_timeout_secs",
+            raw.server.body_timeout_secs.unwrap_or(10),
+        )?,
+        max_body_bytes_in_flight: positive(
+            "server.max_body_bytes_in_flight",
+            raw.server.max_body_bytes_in_flight.unwrap_or(64 << 20),
+        )?,
+        max_signature_entries: positive(
+            "server.max_signature_entries",
+            raw.server.max_signature_entries.unwrap_or(8),
+        )?,
+        admin_failures_burst: positive(
+            "server.admin_failures_burst",
+            raw.server.admin_failures_burst.unwrap_or(10),
+        )?,
+        admin_failure_refill_secs: positive(
+            "server.admin_failure_refill_secs",
+            raw.server.admin_failure_refill_secs.unwrap_or(3),
+        )?,
     };
+    if server.max_body_bytes_in_flight < server.max_body_bytes {
+        return Err(invalid(
+            "server.max_body_bytes_in_flight",
+            format!(
+                "must be at least server.max_body_bytes ({}), or no body of the largest size could be read",
+                server.max_body_bytes
+            ),
+        ));
+    }
 
     let secrets: Vec<String> = match env.erpnext_webhook_secrets {
         Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
@@ -679,6 +753,10 @@ fn validate(raw: RawFile, env: EnvOverrides) -> Result<Settings, ConfigError> {
         webhook_secrets: secret_list(env.shop_webhook_secret, raw.shop.webhook_secret),
         max_batch: positive("shop.max_batch", raw.shop.max_batch.unwrap_or(100))?,
         timeout_secs: positive("shop.timeout_secs", raw.shop.timeout_secs.unwrap_or(15))?,
+        max_answer_bytes: positive(
+            "shop.max_answer_bytes",
+            raw.shop.max_answer_bytes.unwrap_or(64 << 10),
+        )?,
         retry_schedule,
     };
 
@@ -930,6 +1008,41 @@ token = "t"
 name = "web"
 warehouses = ["Stores - ACME"]
 "#;
+
+    #[test]
+    fn a_short_or_blank_admin_token_stops_the_start_wherever_it_comes_from() {
+        let file = |t: &str| format!("[server]\nadmin_token = \"{t}\"\n{GOOD}");
+        let refused = |r: Result<Settings, ConfigError>| match r {
+            Err(ConfigError::Invalid { key, reason }) => {
+                assert_eq!(key, "server.admin_token");
+                reason
+            }
+            other => panic!("not refused: {other:?}"),
+        };
+        assert!(refused(Settings::from_toml(&file("a"), &[])).contains("1 characters long"));
+        assert!(refused(Settings::from_toml(&file(" "), &[])).contains("only spaces"));
+        let fifteen = "0123456789abcde";
+        assert!(refused(Settings::from_toml(&file(fifteen), &[])).contains("at least 16"));
+        let env = refused(Settings::from_toml(GOOD, &[("admin_token", "   ")]));
+        assert!(env.contains("SHOPRELAY_ADMIN_TOKEN"), "{env}");
+        let env = refused(Settings::from_toml(
+            &file("a-long-enough-file-token"),
+            &[("admin_token", "short")],
+        ));
+        assert!(env.contains("SHOPRELAY_ADMIN_TOKEN"), "{env}");
+        assert!(!env.contains("short"), "the token is never shown: {env}");
+        let ok = Settings::from_toml(&file(&format!("{fifteen}f")), &[]).expect("16 characters");
+        assert_eq!(
+            ok.server.admin_token.as_ref().map(Secret::expose),
+            Some("0123456789abcdef")
+        );
+        // Absent or empty: the admin API is off, as before.
+        assert!(Settings::from_toml(&file(""), &[("admin_token", "")])
+            .expect("empty")
+            .server
+            .admin_token
+            .is_none());
+    }
 
     #[test]
     fn defaults_are_applied() {

@@ -51,6 +51,8 @@
 //! - [`channels`]: the one owner of the channel mapping: the file's or the admin's channels,
 //!   saved in the store, resolved against ERPNext's Warehouse tree.
 //! - [`metrics`]: counters of what the relay did, and their Prometheus text.
+//! - [`limits`]: what an unauthenticated caller may cost: wrong admin tokens slowed per client
+//!   address, the byte budget of request bodies, the health probes' reuse of one store check.
 //! - [`state`]: what the HTTP handlers share ([`state::AppState`]).
 //! - [`inbound`]: signature checks, `POST /webhooks/erpnext` → the inbox, and
 //!   `POST /webhooks/shop/orders` → the order records.
@@ -98,6 +100,7 @@ pub mod config;
 pub mod erpnext;
 pub mod http;
 pub mod inbound;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod monitor;

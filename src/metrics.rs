@@ -83,6 +83,8 @@ pub struct Metrics {
     orders_duplicate: IntCounter,
     orders_refused: IntCounterVec,
     orders_total: IntCounterVec,
+    store_probes: IntCounter,
+    body_bytes_in_flight: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -201,7 +203,14 @@ impl Metrics {
         ] {
             orders_total.with_label_values(&[o.label()]);
         }
+        let body_bytes_in_flight = prometheus::IntGauge::new(
+            "shoprelay_request_body_bytes_in_flight",
+            "Bytes of request bodies being read or handled now (bounded by server.max_body_bytes_in_flight).",
+        )?;
+        r.register(Box::new(body_bytes_in_flight.clone()))?;
         Ok(Self {
+            store_probes: counter(&r, "shoprelay_store_probes_total", "Store write-and-flush probes run for /healthz and /readyz (one answers the probes of the next second).")?,
+            body_bytes_in_flight,
             orders_received: counter(&r, "shoprelay_orders_received_total", "Shop orders stored (new).")?,
             orders_duplicate: counter(&r, "shoprelay_orders_duplicate_total", "Shop order deliveries answered as duplicates (same webhook-id or order_id).")?,
             orders_refused,
@@ -228,6 +237,15 @@ impl Metrics {
         })
     }
 
+    /// `/healthz` or `/readyz` ran a store probe.
+    pub(crate) fn store_probed(&self) {
+        self.store_probes.inc();
+    }
+    /// Bytes of request bodies held now.
+    pub(crate) fn body_bytes_in_flight(&self, n: usize) {
+        self.body_bytes_in_flight
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
     /// A shop order delivery answered.
     pub(crate) fn order_delivery(&self, d: OrderDelivery) {
         match d {

@@ -355,7 +355,9 @@ impl Processor {
             }
         }
         dn.items = items;
-        let shipped_at = if dn.docstatus == 1 {
+        // Submitted or cancelled: the time the relay first saw the note shipped, so a cancel
+        // does not move the shipment's date (a draft makes no shipment).
+        let shipped_at = if dn.docstatus >= 1 {
             self.store.first_shipped_at(&dn.name, now_ms()).await?
         } else {
             now_ms()

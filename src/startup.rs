@@ -200,6 +200,18 @@ impl Application {
     pub async fn build(settings: Settings, workers: Workers) -> Result<Self, StartupError> {
         let relay = Relay::open(&settings).await?;
         let settings = Arc::new(settings);
+        let limits = Arc::new(crate::limits::Limits::new(&settings.server));
+        let saved = relay
+            .store
+            .meta(crate::limits::SIGNED_OUT_META)
+            .await
+            .map_err(|source| StartupError::Store {
+                path: settings.server.data_dir.clone(),
+                source,
+            })?;
+        if let Some(saved) = saved {
+            limits.signed_out.load(&saved);
+        }
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             store: relay.store.clone(),
@@ -211,6 +223,7 @@ impl Application {
             monitor: relay.monitor.clone(),
             erp: relay.erp.clone(),
             wake_orders: relay.wake_orders.clone(),
+            limits: limits.clone(),
         });
         let addr = settings.server.listen;
         let listener =

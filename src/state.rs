@@ -29,6 +29,8 @@ pub struct AppState {
     pub(crate) erp: ErpClient,
     /// Wakes the order loop (a new order, an admin retry).
     pub(crate) wake_orders: Arc<Notify>,
+    /// What unauthenticated callers may cost: wrong tokens, bodies, health probes.
+    pub(crate) limits: Arc<crate::limits::Limits>,
 }
 
 /// Asks the reconcile loop for a pass now (the admin API), optionally a full one.

@@ -25,6 +25,8 @@ pub enum AdminError {
     Disabled,
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("too many wrong admin tokens from this address; try again in {0} s")]
+    Throttled(u64),
     #[error("no dead letter with id {0}")]
     NotFound(u64),
     #[error("no order {0} was ever received")]
@@ -66,6 +68,7 @@ impl ResponseError for AdminError {
         match self {
             Self::Disabled => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) | Self::OrderNotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -75,8 +78,11 @@ impl ResponseError for AdminError {
         }
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .json(serde_json::json!({"error": error_chain(self)}))
+        let mut resp = HttpResponse::build(self.status_code());
+        if let Self::Throttled(secs) = self {
+            resp.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        resp.json(serde_json::json!({"error": error_chain(self)}))
     }
 }
 
@@ -100,10 +106,18 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), AdminError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
+    let client = req.peer_addr().map(|a| a.ip());
+    state
+        .limits
+        .auth
+        .check(client)
+        .map_err(|wait| AdminError::Throttled(wait.as_secs().max(1)))?;
     // Hashed first, so not even the token's length leaks (as the sign-in form compares it).
     if session::same(given, token.expose()) {
         Ok(())
     } else {
+        state.limits.auth.failed(client);
+        tracing::warn!(client = ?client, "admin API refused: missing or wrong bearer token");
         Err(AdminError::Unauthorized)
     }
 }

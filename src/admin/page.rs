@@ -48,6 +48,14 @@ impl Pages {
         ] {
             env.add_template(name, source)?;
         }
+        env.set_formatter(|out, state, value| {
+            if let Some(text) = value.as_str().filter(|_| !value.is_safe()) {
+                if let std::borrow::Cow::Owned(shown) = visible(text) {
+                    return minijinja::escape_formatter(out, state, &minijinja::Value::from(shown));
+                }
+            }
+            minijinja::escape_formatter(out, state, value)
+        });
         Ok(Self { env })
     }
 
@@ -61,6 +69,30 @@ impl Pages {
     fn page(&self, status: StatusCode, name: &str, ctx: Value) -> Result<HttpResponse, Refusal> {
         Ok(html(status, self.render(name, ctx)?))
     }
+}
+
+/// `text` with the characters that would show wrongly or hide text written as `[U+XXXX]`:
+/// NUL and other control characters (but tab and line breaks) and the bidirectional
+/// overrides, embeddings and isolates, which could turn an item name or an error around.
+pub(crate) fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if hidden(c) {
+                    format!("[U+{:04X}]", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 fn html(status: StatusCode, body: String) -> HttpResponse {
@@ -118,7 +150,8 @@ impl ResponseError for Refusal {
         };
         // Plain and escaped by hand: this must work even when a template does not.
         let esc = |s: &str| {
-            s.replace('&', "&amp;")
+            visible(s)
+                .replace('&', "&amp;")
                 .replace('<', "&lt;")
                 .replace('>', "&gt;")
                 .replace('"', "&quot;")
@@ -136,6 +169,7 @@ impl ResponseError for Refusal {
 
 /// A signed-in admin: the session and the CSRF token its forms carry.
 struct Signed {
+    session: String,
     csrf: String,
 }
 
@@ -154,14 +188,20 @@ fn admin_token(state: &AppState) -> Result<&Secret, Refusal> {
 
 fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Signed, Refusal> {
     let token = admin_token(state)?;
+    let now = unix_secs();
     let cookie = req
         .headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
-        .find_map(session::from_cookie_header)
-        .filter(|v| session::valid(token, v, unix_secs()))
+        .flat_map(session::from_cookie_header)
+        .find(|v| {
+            session::valid(token, v, now)
+                && session::id_and_expiry(v)
+                    .is_some_and(|(id, _)| !state.limits.signed_out.contains(id))
+        })
         .ok_or(Refusal::SignIn)?;
     Ok(Signed {
+        session: cookie.to_owned(),
         csrf: session::csrf(token, cookie),
     })
 }
@@ -257,6 +297,23 @@ mod tests {
     #[test]
     fn the_templates_parse() {
         assert!(Pages::new().is_ok());
+    }
+
+    #[test]
+    fn bidi_and_nul_characters_are_shown_not_obeyed() {
+        let pages = Pages::new().expect("pages");
+        let html = pages
+            .render(
+                "login.html",
+                serde_json::json!({"error": "SKU \u{202e}gpj.exe\u{0000} <b>"}),
+            )
+            .expect("render");
+        assert!(
+            html.contains("SKU [U+202E]gpj.exe[U+0000] &lt;b&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains('\u{202e}') && !html.contains('\u{0}'));
+        assert_eq!(visible("plain\ttext"), "plain\ttext");
     }
 
     #[test]

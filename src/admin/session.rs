@@ -56,14 +56,22 @@ pub(crate) fn valid(token: &Secret, value: &str, now_secs: u64) -> bool {
     signed && expires.parse::<u64>().is_ok_and(|e| e > now_secs)
 }
 
+/// A valid session's id (its nonce) and expiry, to sign it out.
+pub(crate) fn id_and_expiry(value: &str) -> Option<(&str, u64)> {
+    let mut parts = value.splitn(3, '.');
+    let expires = parts.next()?.parse().ok()?;
+    Some((parts.next()?, expires))
+}
+
 /// The CSRF token the forms of `session` carry.
 pub(crate) fn csrf(token: &Secret, session: &str) -> String {
     mac(token, "shoprelay-csrf", &[session])
 }
 
-/// The session cookie from a `Cookie` header, if any.
-pub(crate) fn from_cookie_header(header: &str) -> Option<&str> {
-    header.split(';').find_map(|c| {
+/// Every session cookie of a `Cookie` header (a browser may send two of the same name, e.g.
+/// one set for another path or by another site on the same host).
+pub(crate) fn from_cookie_header(header: &str) -> impl Iterator<Item = &str> {
+    header.split(';').filter_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == COOKIE).then_some(v)
     })
@@ -87,18 +95,18 @@ mod tests {
 
     #[test]
     fn a_session_is_valid_for_its_token_until_it_expires() {
-        let t = Secret::new("admin-token");
+        let t = Secret::new("admin-token-0123456789");
         let s = issue(&t, 1000);
         assert!(valid(&t, &s, 1000));
         assert!(valid(&t, &s, 1000 + LIFETIME_SECS - 1));
         assert!(!valid(&t, &s, 1000 + LIFETIME_SECS));
         assert!(!valid(&Secret::new("another-token"), &s, 1000));
-        assert!(!s.contains("admin-token"));
+        assert!(!s.contains("admin-token-0123456789"));
     }
 
     #[test]
     fn a_tampered_session_is_refused() {
-        let t = Secret::new("admin-token");
+        let t = Secret::new("admin-token-0123456789");
         let s = issue(&t, 1000);
         let (exp, rest) = s.split_once('.').expect("dot");
         let later = format!("{}.{rest}", exp.parse::<u64>().expect("n") + 1000);
@@ -110,7 +118,7 @@ mod tests {
 
     #[test]
     fn csrf_tokens_differ_per_session() {
-        let t = Secret::new("admin-token");
+        let t = Secret::new("admin-token-0123456789");
         let (a, b) = (issue(&t, 1), issue(&t, 1));
         assert_ne!(csrf(&t, &a), csrf(&t, &b));
         assert_eq!(csrf(&t, &a), csrf(&t, &a));
@@ -123,9 +131,10 @@ mod tests {
         assert!(!set_cookie(Some("v"), false).contains("Secure"));
         assert!(set_cookie(None, false).contains("Max-Age=0"));
         assert_eq!(
-            from_cookie_header("a=1; shoprelay_admin=xyz; b=2"),
-            Some("xyz")
+            from_cookie_header("a=1; shoprelay_admin=xyz; b=2; shoprelay_admin=v")
+                .collect::<Vec<_>>(),
+            ["xyz", "v"]
         );
-        assert_eq!(from_cookie_header("a=1"), None);
+        assert_eq!(from_cookie_header("a=1").next(), None);
     }
 }

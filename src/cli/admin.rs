@@ -46,6 +46,8 @@ pub enum AdminCliError {
     Refused { status: u16, message: String },
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Target {
@@ -343,6 +345,11 @@ pub async fn run(
             Method::DELETE,
             id_path(*id, "/admin/dead-letters/{id}", "/admin/dead-letters"),
         ),
+        AdminCommand::Sku(sku) if crate::shop::client::is_dot_segment(sku) || sku.is_empty() => {
+            return Err(AdminCliError::Usage(format!(
+                "`{sku}` is not a SKU that can be looked up (`.`, `..` and empty names address other paths)"
+            )));
+        }
         AdminCommand::Sku(sku) => (
             Method::GET,
             format!("/admin/skus/{}", crate::http::encode_segment(sku)),

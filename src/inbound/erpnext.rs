@@ -259,6 +259,9 @@ pub(crate) async fn receive(
         }
         Err(e) => {
             state.metrics.webhook_rejected(e.rejection());
+            if matches!(e, InboundError::Store(_)) {
+                state.limits.probe.forget();
+            }
             tracing::warn!(
                 outcome = e.kind(),
                 status = e.status_code().as_u16(),
@@ -280,7 +283,7 @@ async fn accept(
     state: &AppState,
     what: &mut String,
 ) -> Result<Ingested, InboundError> {
-    let body = read_body(req, payload, state.settings.server.max_body_bytes).await?;
+    let (body, _lease) = read_body(req, payload, state).await?;
     let header = req.headers().get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     signature::verify_frappe(&state.settings.erpnext.webhook_secrets, header, &body)?;
     let event = parse_event(&body)?;
@@ -393,7 +396,7 @@ mod tests {
                 let _ = parse_event(&body);
                 let _ = verify_frappe(&[Secret::new("s")], Some(&sig), &body);
                 let text = String::from_utf8_lossy(&sig);
-                let _ = verify_standard(&[Secret::new("whsec_AAAA")], Some("id"), Some(&text), Some(&text), &body, 0, 300);
+                let _ = verify_standard(&[Secret::new("whsec_AAAA")], Some("id"), Some(&text), Some(&text), &body, 0, 300, 8);
             }
 
             #[test]

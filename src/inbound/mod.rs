@@ -34,6 +34,10 @@ pub enum InboundError {
     },
     #[error("the body is larger than the limit of {limit} bytes (server.max_body_bytes)")]
     TooLarge { limit: usize },
+    #[error("the body did not arrive within {secs} s (server.body_timeout_secs)")]
+    BodyTimeout { secs: u64 },
+    #[error("the relay is reading too many request bodies at once (server.max_body_bytes_in_flight); send it again shortly")]
+    Busy,
     #[error("the body is not valid JSON")]
     Malformed(#[source] serde_json::Error),
     #[error("the body could not be read: {0}")]
@@ -71,11 +75,16 @@ fn refusal_text(r: &Refusal) -> String {
 impl InboundError {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
+            Self::Standard(
+                signature::StandardError::TooMany { .. } | signature::StandardError::TooLong { .. },
+            ) => "signature_header_too_large",
             Self::Signature(_) | Self::Standard(_) => "invalid_signature",
             Self::OrdersDisabled => "orders_disabled",
             Self::InvalidOrder(_) => "invalid_order",
             Self::WebhookIdReused { .. } => "webhook_id_reused",
             Self::TooLarge { .. } => "payload_too_large",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::Busy => "busy",
             Self::Malformed(_) | Self::Read(_) => "malformed_body",
             Self::Unprocessable(_) => "unknown_event",
             Self::Store(_) => "storage_failed",
@@ -89,7 +98,8 @@ impl InboundError {
             Self::Signature(_) | Self::Standard(_) => Rejection::Signature,
             Self::InvalidOrder(_) | Self::WebhookIdReused { .. } => Rejection::Malformed,
             Self::OrdersDisabled => Rejection::Storage,
-            Self::TooLarge { .. } => Rejection::TooLarge,
+            Self::TooLarge { .. } | Self::Busy => Rejection::TooLarge,
+            Self::BodyTimeout { .. } => Rejection::Malformed,
             Self::Malformed(_) | Self::Read(_) => Rejection::Malformed,
             Self::Unprocessable(_) => Rejection::UnknownEvent,
             Self::Store(_) => Rejection::Storage,
@@ -101,11 +111,16 @@ impl InboundError {
 impl ResponseError for InboundError {
     fn status_code(&self) -> StatusCode {
         match self {
+            Self::Standard(
+                signature::StandardError::TooMany { .. } | signature::StandardError::TooLong { .. },
+            ) => StatusCode::BAD_REQUEST,
             Self::Signature(_) | Self::Standard(_) => StatusCode::UNAUTHORIZED,
             Self::OrdersDisabled => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidOrder(_) => StatusCode::BAD_REQUEST,
             Self::WebhookIdReused { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Malformed(_) | Self::Read(_) => StatusCode::BAD_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -124,15 +139,47 @@ impl ResponseError for InboundError {
                 body["problems_not_listed"] = serde_json::json!(refusal.not_listed);
             }
         }
-        HttpResponse::build(self.status_code()).json(body)
+        let mut resp = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Busy) {
+            resp.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        if matches!(self, Self::BodyTimeout { .. }) {
+            // The rest of the body is not read: the connection cannot carry another request.
+            resp.insert_header((actix_web::http::header::CONNECTION, "close"));
+        }
+        resp.json(body)
     }
 }
 
-/// Reads the whole body, refusing it (without reading on) once it passes `limit` bytes.
+/// Reads the whole body, refusing it (without reading on) once it passes
+/// `server.max_body_bytes`, when it has not all arrived within `server.body_timeout_secs`
+/// (408), or when the bodies being held at once would pass `server.max_body_bytes_in_flight`
+/// (503). The lease holds the body's bytes in that budget until it is dropped.
 pub(crate) async fn read_body(
+    req: &HttpRequest,
+    payload: actix_web::web::Payload,
+    state: &crate::state::AppState,
+) -> Result<(Vec<u8>, crate::limits::BodyLease), InboundError> {
+    let server = &state.settings.server;
+    let secs = server.body_timeout_secs;
+    let deadline = std::time::Duration::from_secs(secs);
+    let mut lease = state.limits.bodies.lease();
+    match tokio::time::timeout(
+        deadline,
+        read_within(req, payload, server.max_body_bytes, &mut lease),
+    )
+    .await
+    {
+        Ok(body) => Ok((body?, lease)),
+        Err(_) => Err(InboundError::BodyTimeout { secs }),
+    }
+}
+
+async fn read_within(
     req: &HttpRequest,
     mut payload: actix_web::web::Payload,
     limit: usize,
+    lease: &mut crate::limits::BodyLease,
 ) -> Result<Vec<u8>, InboundError> {
     let declared = req
         .headers()
@@ -142,11 +189,14 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(InboundError::TooLarge { limit });
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
+    let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| InboundError::Read(e.to_string()))?;
         if body.len() + chunk.len() > limit {
             return Err(InboundError::TooLarge { limit });
+        }
+        if !lease.grow(chunk.len()) {
+            return Err(InboundError::Busy);
         }
         body.extend_from_slice(&chunk);
     }

@@ -34,6 +34,9 @@ pub(crate) async fn receive(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, InboundError> {
     let result = accept(&req, payload, &state).await;
+    if matches!(result, Err(InboundError::Store(_))) {
+        state.limits.probe.forget();
+    }
     state.metrics.order_delivery(match &result {
         Ok((_, OrderReceipt::New | OrderReceipt::Updated)) => OrderDelivery::Accepted,
         Ok(_) => OrderDelivery::Duplicate,
@@ -66,7 +69,7 @@ async fn accept(
     if secrets.is_empty() {
         return Err(InboundError::OrdersDisabled);
     }
-    let body = read_body(req, payload, state.settings.server.max_body_bytes).await?;
+    let (body, _lease) = read_body(req, payload, state).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -79,6 +82,7 @@ async fn accept(
         &body,
         now.as_secs(),
         TOLERANCE_SECS,
+        state.settings.server.max_signature_entries,
     )?;
     let webhook_id = webhook_id.unwrap_or_default();
     let value: serde_json::Value =

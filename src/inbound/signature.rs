@@ -67,11 +67,25 @@ pub enum StandardError {
     Malformed,
     #[error("no signature in webhook-signature matches the body for any configured secret")]
     Mismatch,
+    #[error("webhook-signature holds {entries} entries; at most {max_entries} are read (server.max_signature_entries)")]
+    TooMany { entries: usize, max_entries: usize },
+    #[error(
+        "webhook-signature is longer than {max_bytes} bytes (server.max_signature_entries × 128)"
+    )]
+    TooLong { max_bytes: usize },
 }
+
+/// How long a `webhook-signature` header may be per entry it may hold: `v1,` and 44 base64
+/// characters are 47, with room for a space and another version's longer value.
+pub const SIGNATURE_HEADER_BYTES_PER_ENTRY: usize = 128;
 
 /// Verifies Standard Webhooks headers: the timestamp within `tolerance_secs` of `now_secs`, and
 /// at least one `v1,` signature (of several, space-separated) matching any secret, compared in
-/// constant time. Bare `v1,`, other versions and wrong lengths never match.
+/// constant time. Bare `v1,`, other versions and wrong lengths never match. The header may
+/// hold at most `max_entries` entries (and `max_entries` ×
+/// [`SIGNATURE_HEADER_BYTES_PER_ENTRY`] bytes); the expected value is computed once per
+/// secret, so the check costs one HMAC of the body per secret however many entries are sent.
+#[allow(clippy::too_many_arguments)]
 pub fn verify_standard(
     secrets: &[Secret],
     id: Option<&str>,
@@ -80,10 +94,22 @@ pub fn verify_standard(
     body: &[u8],
     now_secs: u64,
     tolerance_secs: u64,
+    max_entries: usize,
 ) -> Result<(), StandardError> {
     let (Some(id), Some(ts), Some(sig)) = (id, timestamp, signature) else {
         return Err(StandardError::Missing);
     };
+    let entries = sig.split_whitespace().count();
+    if entries > max_entries {
+        return Err(StandardError::TooMany {
+            entries,
+            max_entries,
+        });
+    }
+    let max_bytes = max_entries.saturating_mul(SIGNATURE_HEADER_BYTES_PER_ENTRY);
+    if sig.len() > max_bytes {
+        return Err(StandardError::TooLong { max_bytes });
+    }
     let ts: u64 = ts.trim().parse().map_err(|_| StandardError::BadTimestamp)?;
     if ts.abs_diff(now_secs) > tolerance_secs {
         return Err(StandardError::OutsideTolerance(tolerance_secs));
@@ -97,19 +123,20 @@ pub fn verify_standard(
     if given.is_empty() {
         return Err(StandardError::Malformed);
     }
-    let mut ok = false;
+    let mut ok = subtle::Choice::from(0u8);
     for secret in secrets {
+        let mut m = mac(&standard_key(secret.expose()));
+        m.update(id.as_bytes());
+        m.update(b".");
+        m.update(ts.to_string().as_bytes());
+        m.update(b".");
+        m.update(body);
+        let expected = m.finalize().into_bytes();
         for raw in &given {
-            let mut m = mac(&standard_key(secret.expose()));
-            m.update(id.as_bytes());
-            m.update(b".");
-            m.update(ts.to_string().as_bytes());
-            m.update(b".");
-            m.update(body);
-            ok |= m.verify_slice(raw).is_ok();
+            ok |= subtle::ConstantTimeEq::ct_eq(expected.as_slice(), raw.as_slice());
         }
     }
-    if ok {
+    if bool::from(ok) {
         Ok(())
     } else {
         Err(StandardError::Mismatch)
@@ -166,6 +193,7 @@ mod tests {
                 body,
                 now,
                 300,
+                8,
             )
         };
         assert_eq!(
@@ -207,8 +235,32 @@ mod tests {
             "a bare v1, beside a good one"
         );
         assert_eq!(
-            verify_standard(&[old], None, Some("1"), Some(&sig), body, ts, 300),
+            verify_standard(
+                std::slice::from_ref(&old),
+                None,
+                Some("1"),
+                Some(&sig),
+                body,
+                ts,
+                300,
+                8
+            ),
             Err(StandardError::Missing)
         );
+        let many = [sig.as_str(); 9].join(" ");
+        assert_eq!(
+            check(std::slice::from_ref(&old), &many, ts),
+            Err(StandardError::TooMany {
+                entries: 9,
+                max_entries: 8
+            })
+        );
+        let long = format!("{sig} v2,{}", "A".repeat(1024));
+        assert_eq!(
+            check(std::slice::from_ref(&old), &long, ts),
+            Err(StandardError::TooLong { max_bytes: 1024 })
+        );
+        let eight = [sig.as_str(); 8].join(" ");
+        assert_eq!(check(std::slice::from_ref(&old), &eight, ts), Ok(()));
     }
 }

@@ -98,6 +98,7 @@ impl Job {
     /// does not know (404) is done.
     fn disposition(&self, answer: &Result<ShopAnswer, ShopError>) -> Disposition {
         match (self, answer) {
+            (_, Err(ShopError::DotSegment(_))) => Disposition::DeadLetter,
             (_, Err(_)) => Disposition::Retry,
             (Job::Shipment(op), Ok(a)) if a.status == 404 && op.is_cancelled() => Disposition::Done,
             (_, Ok(a)) => classify(a.status),

@@ -22,6 +22,17 @@ pub enum ShopError {
     Transport(#[source] reqwest::Error),
     #[error("cannot set up the shop client")]
     Setup(#[from] ClientSetupError),
+    /// `.` and `..` cannot be a path segment: a URL parser resolves them to another path.
+    #[error(
+        "`{0}` cannot be sent as a URL path segment (it would address another path of the shop)"
+    )]
+    DotSegment(String),
+}
+
+/// Whether `segment` is `.` or `..`, which URL parsers resolve away (even percent-encoded,
+/// as `%2e`), so no request may carry one as an order or shipment id.
+pub fn is_dot_segment(segment: &str) -> bool {
+    matches!(segment, "." | "..")
 }
 
 /// The shop's answer, kept for retry decisions and dead letters.
@@ -52,6 +63,7 @@ pub struct ShopClient {
     http: reqwest::Client,
     base: String,
     signing_secrets: Vec<Secret>,
+    max_answer_bytes: usize,
 }
 
 /// A deliberately wrong request, for `shop check` to prove the shop refuses it.
@@ -91,6 +103,7 @@ impl ShopClient {
             http,
             base: settings.base_url.as_str().trim_end_matches('/').to_owned(),
             signing_secrets: settings.signing_secrets.clone(),
+            max_answer_bytes: settings.max_answer_bytes,
         })
     }
 
@@ -141,16 +154,29 @@ impl ShopClient {
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", signature);
         }
-        answer(req.header(CONTENT_TYPE, "application/json").body(body)).await
+        answer(
+            req.header(CONTENT_TYPE, "application/json").body(body),
+            self.max_answer_bytes,
+        )
+        .await
     }
 
     /// A read (`GET`, only `shop check` reads): the bearer token, no body, no signature.
     pub async fn get(&self, path_and_query: &str) -> Result<ShopAnswer, ShopError> {
-        answer(self.http.get(format!("{}{}", self.base, path_and_query))).await
+        answer(
+            self.http.get(format!("{}{}", self.base, path_and_query)),
+            self.max_answer_bytes,
+        )
+        .await
     }
 
     /// `PUT {base}/orders/{order_id}/shipments/{shipment_id}` with `op.body`.
     pub async fn send_shipment(&self, op: &ShipmentOp) -> Result<ShopAnswer, ShopError> {
+        for id in [&op.order_id, &op.shipment_id] {
+            if is_dot_segment(id) {
+                return Err(ShopError::DotSegment(id.clone()));
+            }
+        }
         let path = format!(
             "/orders/{}/shipments/{}",
             encode_segment(&op.order_id),
@@ -184,15 +210,31 @@ impl ShopClient {
     }
 }
 
-async fn answer(req: reqwest::RequestBuilder) -> Result<ShopAnswer, ShopError> {
-    let resp = req.send().await.map_err(ShopError::Transport)?;
+/// Sends and reads the answer's first `max_bytes` bytes (`shop.max_answer_bytes`); the rest
+/// is not read (the connection is dropped), so a huge answer costs no memory.
+async fn answer(req: reqwest::RequestBuilder, max_bytes: usize) -> Result<ShopAnswer, ShopError> {
+    let mut resp = req.send().await.map_err(ShopError::Transport)?;
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = resp.text().await.unwrap_or_default();
+    let mut raw = Vec::new();
+    let mut cut = false;
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = max_bytes - raw.len();
+        if chunk.len() > room {
+            raw.extend_from_slice(&chunk[..room]);
+            cut = true;
+            break;
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    let mut body = String::from_utf8_lossy(&raw).into_owned();
+    if cut {
+        body.push_str(&format!(" [answer cut at {max_bytes} bytes]"));
+    }
     Ok(ShopAnswer {
         status,
         retry_after,

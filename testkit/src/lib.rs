@@ -49,7 +49,7 @@ pub fn relay_toml(erp_url: &str, shop_url: &str, data_dir: &std::path::Path) -> 
         r#"[server]
 listen = "127.0.0.1:0"
 data_dir = "{data}"
-admin_token = "admin-token"
+admin_token = "admin-token-0123456789"
 
 [erpnext]
 url = "{erp_url}"

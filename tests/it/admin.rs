@@ -9,7 +9,7 @@ use shoprelay::startup::Workers;
 async fn admin(h: &Harness, method: reqwest::Method, body: Option<Value>) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .request(method, h.url("/admin/channels"))
-        .bearer_auth("admin-token");
+        .bearer_auth("admin-token-0123456789");
     if let Some(b) = body {
         req = req.json(&b);
     }

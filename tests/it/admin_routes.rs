@@ -52,14 +52,18 @@ async fn send(
 
 #[tokio::test]
 async fn every_admin_route_wants_the_right_token() {
-    let h = Harness::start(Workers::Background).await;
+    // Every route is tried with four wrong tokens: more than the default burst of failures.
+    let h = Harness::start_with(Workers::Background, |t| {
+        t.replace("[server]\n", "[server]\nadmin_failures_burst = 1000\n")
+    })
+    .await;
     for (method, path, body, ok) in json_routes() {
         for (auth, want) in [
             (None, 401),
             (Some("Bearer wrong-token"), 401),
-            (Some("Bearer admin-tokenX"), 401),
-            (Some("Basic admin-token"), 401),
-            (Some("Bearer admin-token"), ok),
+            (Some("Bearer admin-token-0123456789X"), 401),
+            (Some("Basic admin-token-0123456789"), 401),
+            (Some("Bearer admin-token-0123456789"), ok),
         ] {
             let (status, answer) = send(&h, method.clone(), path, body.clone(), auth).await;
             assert_eq!(status, want, "{method} {path} with {auth:?}: {answer}");
@@ -79,12 +83,18 @@ async fn every_admin_route_wants_the_right_token() {
 #[tokio::test]
 async fn without_a_configured_token_every_admin_route_is_refused() {
     let h = Harness::start_with(Workers::Background, |t| {
-        t.replace("admin_token = \"admin-token\"\n", "")
+        t.replace("admin_token = \"admin-token-0123456789\"\n", "")
     })
     .await;
     for (method, path, body, _) in json_routes() {
-        let (status, answer) =
-            send(&h, method.clone(), path, body, Some("Bearer admin-token")).await;
+        let (status, answer) = send(
+            &h,
+            method.clone(),
+            path,
+            body,
+            Some("Bearer admin-token-0123456789"),
+        )
+        .await;
         assert_eq!(status, 403, "{method} {path}: {answer}");
     }
     let page = no_redirects()
@@ -107,7 +117,7 @@ fn no_redirects() -> reqwest::Client {
 async fn sign_in(h: &Harness) -> reqwest::Response {
     no_redirects()
         .post(h.url("/admin/login"))
-        .form(&[("token", "admin-token")])
+        .form(&[("token", "admin-token-0123456789")])
         .send()
         .await
         .expect("sign in")
@@ -127,7 +137,7 @@ async fn session(h: &Harness) -> String {
         assert!(cookie.contains(flag), "{cookie}");
     }
     assert!(!cookie.contains("Secure"), "http public URL: {cookie}");
-    assert!(!cookie.contains("admin-token"), "{cookie}");
+    assert!(!cookie.contains("admin-token-0123456789"), "{cookie}");
     cookie.split(';').next().expect("name=value").to_owned()
 }
 
@@ -193,7 +203,7 @@ async fn the_pages_want_a_session_and_their_forms_the_csrf_token() {
     // A wrong token: 401, no cookie. The bearer token does not open the pages.
     let wrong = c
         .post(h.url("/admin/login"))
-        .form(&[("token", "admin-tokenX")])
+        .form(&[("token", "admin-token-0123456789X")])
         .send()
         .await
         .expect("sign in");
@@ -201,7 +211,7 @@ async fn the_pages_want_a_session_and_their_forms_the_csrf_token() {
     assert!(wrong.headers().get("set-cookie").is_none());
     let bearer = c
         .get(h.url("/admin/"))
-        .bearer_auth("admin-token")
+        .bearer_auth("admin-token-0123456789")
         .send()
         .await
         .expect("page");
@@ -260,7 +270,7 @@ async fn the_pages_want_a_session_and_their_forms_the_csrf_token() {
         Method::GET,
         "/admin/channels",
         None,
-        Some("Bearer admin-token"),
+        Some("Bearer admin-token-0123456789"),
     )
     .await;
     assert_eq!(view["source"], "file", "nothing was saved: {view}");
@@ -383,7 +393,7 @@ async fn look_up_chair(h: &Harness) -> (u16, Value) {
         Method::GET,
         "/admin/skus/CHAIR",
         None,
-        Some("Bearer admin-token"),
+        Some("Bearer admin-token-0123456789"),
     )
     .await
 }

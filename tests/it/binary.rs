@@ -246,7 +246,7 @@ async fn a_channel_mapping_set_through_the_admin_api_survives_a_restart() {
     let client = reqwest::Client::new();
     let resp = client
         .put(&url)
-        .bearer_auth("admin-token")
+        .bearer_auth("admin-token-0123456789")
         .json(&mapping)
         .send()
         .await
@@ -257,7 +257,7 @@ async fn a_channel_mapping_set_through_the_admin_api_survives_a_restart() {
     let url = format!("http://127.0.0.1:{}/admin/channels", relay.port);
     let view: serde_json::Value = client
         .get(&url)
-        .bearer_auth("admin-token")
+        .bearer_auth("admin-token-0123456789")
         .send()
         .await
         .expect("get")
@@ -273,7 +273,7 @@ async fn a_channel_mapping_set_through_the_admin_api_survives_a_restart() {
 async fn admin_get(port: u16, path: &str) -> serde_json::Value {
     reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}{path}"))
-        .bearer_auth("admin-token")
+        .bearer_auth("admin-token-0123456789")
         .send()
         .await
         .expect("admin GET")

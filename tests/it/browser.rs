@@ -12,7 +12,7 @@ use shoprelay_testkit::shop::Scripted;
 
 async fn sign_in(b: &Browser, h: &Harness) {
     b.goto(&h.url("/admin/")).await;
-    b.fill("#token", "admin-token").await;
+    b.fill("#token", "admin-token-0123456789").await;
     b.click("#sign-in").await;
     b.find("#verdict").await;
 }
@@ -39,7 +39,7 @@ async fn an_admin_signs_in_and_sees_the_status_and_strangers_do_not() {
     assert!(b.cookies().await.is_empty(), "{:?}", b.cookies().await);
 
     // The right one opens the status page.
-    b.fill("#token", "admin-token").await;
+    b.fill("#token", "admin-token-0123456789").await;
     b.click("#sign-in").await;
     let verdict = b.find("#verdict").await;
     assert!(
@@ -62,7 +62,7 @@ async fn an_admin_signs_in_and_sees_the_status_and_strangers_do_not() {
             .contains("none"),
         "{text}"
     );
-    assert!(!b.url().await.contains("admin-token"));
+    assert!(!b.url().await.contains("admin-token-0123456789"));
     let cookies = b.cookies().await;
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     assert_eq!(cookies[0]["httpOnly"], true, "{cookies:?}");
@@ -70,7 +70,7 @@ async fn an_admin_signs_in_and_sees_the_status_and_strangers_do_not() {
     assert!(!cookies[0]["value"]
         .as_str()
         .unwrap_or_default()
-        .contains("admin-token"));
+        .contains("admin-token-0123456789"));
 
     // The SKU lookup shows the Bin, the level and what the shop was sent.
     b.goto(&h.url("/admin/ui/sku?sku=CHAIR")).await;

@@ -628,7 +628,8 @@ fn the_compose_file_runs_the_image_beside_erpnexts_frontend_with_secrets_in_file
         // The variable is one the relay reads from a file.
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("s");
-        std::fs::write(&f, "x").expect("write");
+        // Long enough for any secret (the admin token needs 16 characters).
+        std::fs::write(&f, "a-secret-read-from-a-file").expect("write");
         let key = format!("{}_file", name.to_ascii_lowercase());
         let mut overrides = vec![
             ("erpnext_api_key", "k"),

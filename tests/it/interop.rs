@@ -269,6 +269,7 @@ fn an_order_signed_by_the_library_verifies_with_the_relays_verifier() {
             body,
             now,
             300,
+            8,
         )
     };
     assert!(verify(body).is_ok(), "{headers:?}");

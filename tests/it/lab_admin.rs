@@ -27,7 +27,7 @@ async fn the_status_sku_lookup_and_warehouse_tree_show_a_real_erpnext() {
         r#"[server]
 listen = "127.0.0.1:0"
 data_dir = "{data}"
-admin_token = "lab-admin-token"
+admin_token = "lab-admin-token-0123456789"
 
 [erpnext]
 url = "{url}"
@@ -56,7 +56,7 @@ warehouses = ["{warehouse}"]
     let api = |path: &str| {
         reqwest::Client::new()
             .get(format!("http://127.0.0.1:{port}{path}"))
-            .bearer_auth("lab-admin-token")
+            .bearer_auth("lab-admin-token-0123456789")
     };
 
     let status: Value = api("/admin/status")
@@ -117,7 +117,7 @@ warehouses = ["{warehouse}"]
         .expect("client");
     let login = http
         .post(format!("http://127.0.0.1:{port}/admin/login"))
-        .form(&[("token", "lab-admin-token")])
+        .form(&[("token", "lab-admin-token-0123456789")])
         .send()
         .await
         .expect("login");

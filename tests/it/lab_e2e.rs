@@ -87,7 +87,7 @@ fn relay_toml(lab: &Lab, shop_url: &str, data_dir: &std::path::Path, hook_secret
         r#"[server]
 listen = "127.0.0.1:0"
 data_dir = "{data}"
-admin_token = "lab-admin-token"
+admin_token = "lab-admin-token-0123456789"
 
 [erpnext]
 url = "{url}"
@@ -174,7 +174,7 @@ impl Relay {
         let accepted = || async {
             let status: Value = reqwest::Client::new()
                 .get(format!("{}/admin/status", self.url))
-                .bearer_auth("lab-admin-token")
+                .bearer_auth("lab-admin-token-0123456789")
                 .send()
                 .await
                 .ok()?

@@ -13,7 +13,7 @@ use serde_json::Value;
 use shoprelay_testkit::shop::{MockOptions, Scripted, SHOP_TOKEN};
 use shoprelay_testkit::{erp, relay_toml, ErpEmulator, ShopMock, WEBHOOK_SECRET};
 
-const ADMIN_TOKEN: &str = "log-test-admin-token-5f2a";
+const ADMIN_TOKEN: &str = "log-test-admin-token-0123456789-5f2a";
 const SIGNING_SECRET: &str = "whsec_bG9nLXRlc3Qtc2lnbmluZy1zZWNyZXQ=";
 const SHOP_WEBHOOK_SECRET: &str = "whsec_bG9nLXRlc3Qtc2hvcC13ZWJob29rLXNlY3JldA==";
 
@@ -45,7 +45,7 @@ fn stop(mut child: Child) {
 
 async fn relay_config(dir: &Path, erp: &ErpEmulator, shop: &ShopMock) -> std::path::PathBuf {
     let toml = relay_toml(&erp.url(), &shop.base_url(), &dir.join("data"))
-        .replace("admin-token", ADMIN_TOKEN)
+        .replace("admin-token-0123456789", ADMIN_TOKEN)
         .replace(
             "max_batch = 100",
             &format!("max_batch = 100\nsigning_secret = \"{SIGNING_SECRET}\"\nwebhook_secret = \"{SHOP_WEBHOOK_SECRET}\""),

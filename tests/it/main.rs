@@ -18,6 +18,7 @@ mod deploy;
 mod docs;
 mod erpnext_setup;
 mod full_disk;
+mod hostile;
 mod inbound;
 mod interop;
 mod lab_admin;

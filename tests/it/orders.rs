@@ -74,7 +74,7 @@ async fn bad_signatures_and_stale_timestamps_are_refused_and_nothing_is_stored()
         .await
         .expect("unsigned");
     assert_eq!(unsigned.status().as_u16(), 401);
-    let (status, _) = admin_order_as(&relay, "SIG-1", Some("admin-token")).await;
+    let (status, _) = admin_order_as(&relay, "SIG-1", Some("admin-token-0123456789")).await;
     assert_eq!(status, 404, "nothing refused was stored");
     // The secret being rotated out still verifies, within the tolerance.
     let (status, answer) = post_signed(&relay, "msg_old", now - 299, OLD_SHOP_SECRET, &body).await;
@@ -123,7 +123,7 @@ async fn a_bad_order_gets_every_problem_listed_and_nothing_is_stored() {
     let (status, answer) =
         post_signed(&relay, "msg_bad2", now_secs(), SHOP_SECRET, b"{not json").await;
     assert_eq!((status, &answer["error"]), (400, &json!("malformed_body")));
-    let (status, _) = admin_order_as(&relay, "BAD-1", Some("admin-token")).await;
+    let (status, _) = admin_order_as(&relay, "BAD-1", Some("admin-token-0123456789")).await;
     assert_eq!(status, 404, "nothing stored");
     assert_eq!(h.relay.store.order_depths(), (0, 0));
     // The same body, fixed, under the same webhook id is accepted: a refusal left no trace.
@@ -263,7 +263,8 @@ async fn the_admin_order_route_needs_the_token_and_knows_only_received_orders() 
             "nothing about the order leaks"
         );
     }
-    let (status, answer) = admin_order_as(&relay, "NEVER-SENT", Some("admin-token")).await;
+    let (status, answer) =
+        admin_order_as(&relay, "NEVER-SENT", Some("admin-token-0123456789")).await;
     assert_eq!(status, 404);
     assert!(answer["error"]
         .as_str()
@@ -523,7 +524,7 @@ async fn an_unknown_sku_is_a_dead_letter_retried_once_the_item_exists() {
     let retry = |id: &str| {
         client
             .post(h.url(&format!("/admin/orders/{id}/retry")))
-            .bearer_auth("admin-token")
+            .bearer_auth("admin-token-0123456789")
             .send()
     };
     assert_eq!(retry("NOPE").await.expect("retry").status().as_u16(), 404);

@@ -64,7 +64,7 @@ async fn paging_reads_every_bin_across_runs_of_equal_timestamps() {
     assert_eq!(report.rows, 95, "{report:?}");
     let status: serde_json::Value = reqwest::Client::new()
         .get(h.url("/admin/status"))
-        .bearer_auth("admin-token")
+        .bearer_auth("admin-token-0123456789")
         .send()
         .await
         .expect("status")
@@ -226,7 +226,7 @@ async fn the_command_line_pass_shows_progress_and_a_summary_and_the_admin_api_tr
     assert!(err.to_string().contains("POST /admin/reconcile"), "{err}");
     let resp = reqwest::Client::new()
         .post(h.url("/admin/reconcile?full=true"))
-        .bearer_auth("admin-token")
+        .bearer_auth("admin-token-0123456789")
         .send()
         .await
         .expect("post");

@@ -476,7 +476,7 @@ async fn a_refused_shipment_is_dead_lettered_and_retried_with_its_current_state(
     let id = letter["id"].as_u64().expect("id");
     let resp = client
         .post(h.url(&format!("/admin/dead-letters/{id}/retry")))
-        .bearer_auth("admin-token")
+        .bearer_auth("admin-token-0123456789")
         .send()
         .await
         .expect("post");

@@ -307,7 +307,7 @@ async fn a_refused_push_is_dead_lettered_with_the_shops_answer_and_can_be_retrie
     h.deliver(h.erp.stock_move("DESK", STORES, 6.0).expect("move"))
         .await;
     let client = reqwest::Client::new();
-    let auth = ("Authorization", "Bearer admin-token");
+    let auth = ("Authorization", "Bearer admin-token-0123456789");
     h.wait_dead_letters(1).await;
     let listed = h.dead_letters().await;
     let letter = &listed["dead_letters"][0];

@@ -32,15 +32,30 @@ pub(super) async fn login_page(
 }
 
 pub(super) async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     pages: web::Data<Pages>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Refusal> {
     let token = admin_token(&state)?;
+    let client = req.peer_addr().map(|a| a.ip());
+    if let Err(wait) = state.limits.auth.check(client) {
+        let secs = wait.as_secs().max(1);
+        let mut resp = pages.page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login.html",
+            json!({"error": format!("Too many wrong tokens from this address: try again in {secs} s.")}),
+        )?;
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(resp);
+    }
     let form = Form::parse(&body);
     let given = form.get("token").unwrap_or_default();
     if !session::same(given, token.expose()) {
-        tracing::warn!("admin sign-in refused: wrong token");
+        state.limits.auth.failed(client);
+        tracing::warn!(client = ?client, "admin sign-in refused: wrong token");
         return pages.page(
             StatusCode::UNAUTHORIZED,
             "login.html",
@@ -62,7 +77,18 @@ pub(super) async fn logout(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Refusal> {
-    signed_form(&req, &state, &body)?;
+    let (signed, _) = signed_form(&req, &state, &body)?;
+    // The cookie is signed, not stored: remember it as signed out (in the store too, so a
+    // restart does not let it back in) until it would have expired.
+    if let Some((id, expires)) = session::id_and_expiry(&signed.session) {
+        let saved = state.limits.signed_out.add(id, expires, unix_secs());
+        state
+            .store
+            .set_meta(crate::limits::SIGNED_OUT_META, &saved)
+            .await
+            .map_err(|e| Refusal::Broken(crate::telemetry::error_chain(&e)))?;
+    }
+    tracing::info!("admin signed out");
     let mut resp = see_other("/admin/login");
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(None, secure_cookie(&state))) {
         resp.headers_mut().insert(header::SET_COOKIE, v);

@@ -177,7 +177,7 @@ impl Harness {
     pub async fn dead_letters(&self) -> serde_json::Value {
         reqwest::Client::new()
             .get(self.url("/admin/dead-letters"))
-            .bearer_auth("admin-token")
+            .bearer_auth("admin-token-0123456789")
             .send()
             .await
             .expect("GET /admin/dead-letters")

@@ -93,7 +93,7 @@ pub async fn admin_order_as(relay: &str, order_id: &str, token: Option<&str>) ->
 
 /// The order as the admin API shows it (the test token).
 pub async fn admin_order(relay: &str, order_id: &str) -> Value {
-    let (status, body) = admin_order_as(relay, order_id, Some("admin-token")).await;
+    let (status, body) = admin_order_as(relay, order_id, Some("admin-token-0123456789")).await;
     assert_eq!(status, 200, "{order_id}: {body}");
     body
 }
