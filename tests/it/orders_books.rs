@@ -376,7 +376,7 @@ async fn erpnext_down_delays_the_books_and_a_refused_payment_is_dead_until_retri
     assert!(h.erp.docs_of("Payment Entry").is_empty());
     let retried = reqwest::Client::new()
         .post(h.url("/admin/orders/DN-1/retry"))
-        .bearer_auth("admin-token")
+        .bearer_auth("admin-token-0123456789")
         .send()
         .await
         .expect("retry");
