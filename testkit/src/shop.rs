@@ -356,7 +356,6 @@ fn push_headers<'a>(
         body,
         now,
         300,
-        8,
     )
     .map_err(|e| (401, e.to_string()))
 }
