@@ -1,6 +1,9 @@
 //! `shoprelay erpnext check` for orders: the shipping account, customer group and territory of
-//! `[orders]` exist in ERPNext (group and territory as leaves, which new customers need), and
-//! every field of `[orders.fields]` exists on its doctype.
+//! `[orders]` exist in ERPNext (group and territory as leaves, which new customers need), every
+//! field of `[orders.fields]` exists on its doctype, and every account of
+//! `[orders.tax_accounts]` and `[orders.payment_accounts]` exists, is not a group (ERPNext
+//! books only on leaves) and belongs to the same company as the others, and every Mode of
+//! Payment named there exists.
 //!
 //! A field is tested with a one-row list filtered on it: ERPNext answers 417 "Field not
 //! permitted in query" for a field its doctype does not have, standard or custom, and a child
@@ -42,6 +45,59 @@ pub async fn check(erp: &ErpClient, settings: &OrderSettings) -> Vec<Finding> {
         )
         .await,
     );
+    let mut accounts: Vec<(String, &str)> = settings
+        .tax_accounts
+        .iter()
+        .map(|(title, a)| (format!("orders.tax_accounts.{title:?}"), a.as_str()))
+        .collect();
+    for (method, target) in &settings.payment_accounts {
+        accounts.push((
+            format!("orders.payment_accounts.{method}"),
+            target.account(),
+        ));
+        if let Some(mode) = target.mode_of_payment() {
+            out.push(
+                exists(
+                    erp,
+                    "Mode of Payment",
+                    mode,
+                    &format!("orders.payment_accounts.{method}"),
+                    false,
+                )
+                .await,
+            );
+        }
+    }
+    let mut companies: Vec<(String, String)> = Vec::new();
+    for (key, account) in &accounts {
+        match ledger_account(erp, key, account).await {
+            Ok(company) => companies.push((key.clone(), company)),
+            Err(f) => out.push(f),
+        }
+    }
+    if let Some((_, first)) = companies.first() {
+        let others: Vec<String> = companies
+            .iter()
+            .filter(|(_, c)| c != first)
+            .map(|(k, c)| format!("{k} ({c})"))
+            .collect();
+        out.push(if others.is_empty() {
+            finding(
+                true,
+                format!(
+                    "order accounts: every tax and payment account is a leaf of company {first:?}"
+                ),
+            )
+        } else {
+            finding(
+                false,
+                format!(
+                    "order accounts: not all of company {first:?}: {}",
+                    others.join(", ")
+                ),
+            )
+        });
+    }
     let f = &settings.fields;
     for (doctype, mapping) in [
         ("Customer", &f.customer),
@@ -112,5 +168,31 @@ async fn field_exists(erp: &ErpClient, doctype: &str, key: &str, field: &str) ->
             format!("{what}: {doctype} has no field {field:?} (create a Custom Field)"),
         ),
         Err(e) => finding(false, format!("{what}: {e}")),
+    }
+}
+
+/// The company of a ledger (not group) account; a finding when it is missing or a group.
+async fn ledger_account(erp: &ErpClient, key: &str, name: &str) -> Result<String, Finding> {
+    let rows = erp
+        .list_page::<Value>(
+            "Account",
+            &["name", "is_group", "company"],
+            &json!([["name", "=", name]]),
+            "name asc",
+            0,
+            1,
+        )
+        .await
+        .map_err(|e| finding(false, format!("{key}: cannot read Account: {e}")))?;
+    match rows.first() {
+        None => Err(finding(
+            false,
+            format!("{key}: ERPNext has no Account {name:?}"),
+        )),
+        Some(r) if r["is_group"].as_i64() == Some(1) => Err(finding(
+            false,
+            format!("{key}: Account {name:?} is a group; ERPNext books only on ledger accounts"),
+        )),
+        Some(r) => Ok(r["company"].as_str().unwrap_or_default().to_owned()),
     }
 }

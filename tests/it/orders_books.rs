@@ -435,3 +435,44 @@ async fn a_paid_order_of_a_returning_customer_costs_eight_rest_calls() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn erpnext_check_names_missing_and_group_accounts_and_modes_of_payment() {
+    let h = start().await;
+    let mut settings = h.tool_settings();
+    let erp = shoprelay::erpnext::ErpClient::new(&settings.erpnext).expect("client");
+    let good = shoprelay::orders::check::check(&erp, &settings.orders).await;
+    assert!(good.iter().all(|f| f.ok), "{good:?}");
+    settings
+        .orders
+        .tax_accounts
+        .insert("VAT 5%".into(), "Duties and Taxes - ACME".into());
+    settings
+        .orders
+        .tax_accounts
+        .insert("VAT 9%".into(), "No Such Account - ACME".into());
+    settings.orders.payment_accounts.insert(
+        "paypal".into(),
+        shoprelay::config::PaymentAccount::Full {
+            account: "Bank Account - ACME".into(),
+            mode_of_payment: Some("PayPal".into()),
+        },
+    );
+    let bad: Vec<String> = shoprelay::orders::check::check(&erp, &settings.orders)
+        .await
+        .into_iter()
+        .filter(|f| !f.ok)
+        .map(|f| f.text)
+        .collect();
+    let all = bad.join("\n");
+    assert!(
+        all.contains("\"Duties and Taxes - ACME\" is a group"),
+        "{all}"
+    );
+    assert!(
+        all.contains("no Account \"No Such Account - ACME\""),
+        "{all}"
+    );
+    assert!(all.contains("no Mode of Payment \"PayPal\""), "{all}");
+    h.stop().await;
+}
