@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use super::context::{map_fields, OrderContext};
 use super::customer::CustomerRef;
 use super::taxes::TaxedMoney;
-use crate::model::{civil_from_days, days_from_civil};
+use crate::model::{civil_from_days, rfc3339};
 use crate::orders::model::ShopOrder;
 
 /// A Sales Order body and the mapped fields to find again in ERPNext's answer.
@@ -32,43 +32,11 @@ pub(crate) struct SalesOrderBody {
     pub line_fields: Vec<Vec<String>>,
 }
 
-fn num(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
 /// The UTC day (days since 1970-01-01) of an RFC 3339 date-time such as
 /// `2026-11-29T23:30:00.5-02:00`.
 pub(crate) fn utc_day(placed_at: &str) -> Option<i64> {
-    let s = placed_at.trim();
-    let (date, rest) = (s.get(..10)?, s.get(10..)?);
-    let mut dp = date.split('-');
-    let (y, m, d) = (num(dp.next()?)?, num(dp.next()?)?, num(dp.next()?)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let rest = rest.strip_prefix(['T', 't', ' '])?;
-    let (h, mi) = (num(rest.get(0..2)?)?, num(rest.get(3..5)?)?);
-    if h > 23 || mi > 59 {
-        return None;
-    }
-    let zone_at = rest.find(['Z', 'z', '+', '-'])?;
-    let zone = &rest[zone_at..];
-    let offset = match zone {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = (num(zone.get(1..3)?)?, num(zone.get(4..6)?)?);
-            if zone.len() != 6 {
-                return None;
-            }
-            sign * (oh * 60 + om)
-        }
-    };
-    let minutes = days_from_civil(y, m, d) * 1440 + h * 60 + mi - offset;
-    Some(minutes.div_euclid(1440))
+    let (secs, _) = rfc3339(placed_at.trim())?;
+    Some(secs.div_euclid(86_400))
 }
 
 /// `YYYY-MM-DD` of a day number.

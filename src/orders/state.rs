@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::model::days_from_civil;
+use crate::model::rfc3339;
 
 /// What a delivery of a known order is, compared with the state last applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,62 +22,8 @@ pub enum Freshness {
 /// Nanoseconds since 1970-01-01 UTC of an RFC 3339 date-time (`2026-11-26T09:12:44.5+01:00`);
 /// None when it is not one.
 pub fn instant(text: &str) -> Option<i128> {
-    let t = text.trim();
-    let b = t.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = t.get(r)?;
-        if s.bytes().all(|c| c.is_ascii_digit()) {
-            s.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (h, mi, s) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let mut rest = t.get(19..)?;
-    let mut nanos: i128 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return None;
-        }
-        let mut scale: i128 = 100_000_000;
-        for c in frac[..n].bytes().take(9) {
-            nanos += i128::from(c - b'0') * scale;
-            scale /= 10;
-        }
-        rest = &frac[n..];
-    }
-    let offset_min: i64 = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let tz = rest.get(1..)?;
-            if tz.len() != 5 || tz.as_bytes()[2] != b':' {
-                return None;
-            }
-            let (oh, om) = (tz[0..2].parse::<i64>().ok()?, tz[3..5].parse::<i64>().ok()?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            sign * (oh * 60 + om)
-        }
-    };
-    let secs = (days_from_civil(y, mo, d) * 86_400) + h * 3600 + mi * 60 + s - offset_min * 60;
-    Some(i128::from(secs) * 1_000_000_000 + nanos)
+    let (secs, nanos) = rfc3339(text.trim())?;
+    Some(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
 }
 
 /// Compares the `updated_at` of a delivery with the one of the state last applied.

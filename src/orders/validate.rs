@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use crate::config::OrderLimits;
-use crate::model::{civil_from_days, days_from_civil};
+use crate::model::{civil_from_days, rfc3339};
 use crate::orders::model::ShopOrder;
 use crate::orders::money::{self, Amounts, LineAmounts};
 
@@ -244,75 +244,9 @@ pub fn plausible_email(email: &str) -> bool {
 /// The UTC calendar date (year, month, day) of an RFC 3339 date-time such as
 /// `2026-11-26T09:12:44Z` or `2026-11-26T23:30:00-02:00`; None when it is not one.
 pub fn utc_date(text: &str) -> Option<(i64, u32, u32)> {
-    let b = text.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(r)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    let mut rest = text.get(19..)?;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return None;
-        }
-        rest = &frac[n..];
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let tz = rest.get(1..)?;
-            if tz.len() != 5 || tz.as_bytes()[2] != b':' {
-                return None;
-            }
-            let (h, m) = (
-                tz.get(0..2)?.parse::<i64>().ok()?,
-                tz.get(3..5)?.parse::<i64>().ok()?,
-            );
-            if h > 23 || m > 59 {
-                return None;
-            }
-            sign * (h * 60 + m)
-        }
-    };
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let local_minutes = days_from_civil(year, month, day) * 1440 + hour * 60 + minute;
-    let utc_days = (local_minutes - offset_minutes).div_euclid(1440);
-    let (y, m, d) = civil_from_days(utc_days);
+    let (secs, _) = rfc3339(text)?;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     Some((y, u32::try_from(m).ok()?, u32::try_from(d).ok()?))
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
 }
 
 /// Validates an order body within `limits`. `channels` are the channel names the relay
